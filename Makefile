@@ -1,0 +1,50 @@
+# The two commands of the README: `make demo` and `make test`.
+# Everything they need (Python tools, Debian packages) is installed on the way.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+PYTEST := $(BIN)/python -m pytest
+
+.PHONY: help venv demo test lint sanity unit integration clean
+
+help:
+	@echo "make demo   roll a post-auth script out to an emulated fleet of three servers"
+	@echo "make test   run every check CI runs (lint, sanity, unit and integration tests)"
+	@echo "make clean  remove the virtual environment and everything generated"
+
+$(VENV)/.installed: requirements-dev.txt
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || tests/bin/system-packages python3-venv
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --requirement requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	demo/run
+
+test: lint sanity unit integration
+
+lint: venv
+	ruff check .
+	yamllint --strict .
+	ansible-lint
+
+sanity: venv
+	tests/bin/sanity
+
+unit: venv
+	$(PYTEST) tests/unit
+
+integration: venv
+	$(PYTEST) tests/integration
+
+clean:
+	rm -rf $(VENV) .build .demo tests/output .pytest_cache .ruff_cache

@@ -1,0 +1,56 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) ovpnas.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # Options every sacli module takes.
+    DOCUMENTATION = r"""
+options:
+  sacli_path:
+    description:
+      - Path of C(sacli) on the managed host.
+      - Set it once for all modules of the collection with C(module_defaults) and the
+        C(group/ovpnas.fleet.sacli) action group.
+    type: path
+    default: /usr/local/openvpn_as/scripts/sacli
+  sacli_timeout:
+    description:
+      - Seconds each C(sacli) call may run before it is killed (with C(timeout) from coreutils).
+      - V(0) lets calls run without a limit.
+    type: int
+    default: 60
+notes:
+  - Values never appear on a C(sacli) command line, where the process list would show them. They are
+    written to a private (mode 0600) temporary file passed with C(--value_file) and removed afterwards.
+  - C(sacli) runs without a shell and with C(LC_ALL=C).
+  - Run the module as root (C(become=true)); C(sacli) then needs no administrator credentials.
+requirements:
+  - OpenVPN Access Server with C(sacli) on the managed host.
+"""
+
+    # Attribute descriptions, extended by the modules with their level of support.
+    ATTRIBUTES = r"""
+options: {}
+attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
+  idempotent:
+    description:
+      - When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
+      - This assumes that the system controlled or queried by the module has not changed in a relevant way.
+  action_group:
+    description: Use C(group/ovpnas.fleet.sacli) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - ovpnas.fleet.sacli
+  platform:
+    description: Target OS/families that can be operated against.
+    support: N/A
+    platforms: posix
+"""

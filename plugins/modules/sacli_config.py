@@ -1,0 +1,288 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) ovpnas.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: sacli_config
+short_description: Manage OpenVPN Access Server configuration keys with sacli
+version_added: 0.1.0
+description:
+  - Sets or removes keys of the active (C(Default)) configuration profile of OpenVPN Access Server.
+  - Reads the whole configuration with one C(sacli ConfigQuery) per task, compares, and writes
+    (C(ConfigPut)) or deletes (C(ConfigDel)) only the keys that differ. A task whose keys are already
+    right makes exactly one C(sacli) call.
+  - Does not apply the configuration. Notify a handler that runs M(ovpnas.fleet.sacli_start) when
+    RV(restart_required) is true, so the server restarts once per play, and only when something changed.
+author:
+  - ovpnas.fleet contributors (@ovpnas)
+extends_documentation_fragment:
+  - ovpnas.fleet.sacli
+  - ovpnas.fleet.sacli.ATTRIBUTES
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+options:
+  settings:
+    description:
+      - Keys and their values, as a mapping.
+      - Booleans are stored as V(true) or V(false), numbers as their decimal text.
+      - With O(state=absent), the keys of the mapping are removed and the values are ignored.
+      - Mutually exclusive with O(key) and O(keys).
+    type: dict
+  key:
+    description:
+      - One key to set (with O(value) or O(value_file)) or remove.
+    type: str
+  value:
+    description:
+      - The value of O(key). Booleans are stored as V(true) or V(false), numbers as their decimal text.
+    type: raw
+  value_file:
+    description:
+      - A file on the managed host whose content is the value of O(key), for long values such as
+        C(vpn.client.app_verify).
+      - The file is handed to C(sacli --value_file) as it is.
+    type: path
+  keys:
+    description:
+      - Keys to remove, with O(state=absent).
+    type: list
+    elements: str
+  state:
+    description:
+      - V(present) sets the keys to the given values; V(absent) removes them.
+    type: str
+    choices: [present, absent]
+    default: present
+  secret_keys:
+    description:
+      - Keys whose values are secrets (shell-style patterns allowed, for example V(auth.ldap.*.bind_pw)).
+      - Their values are replaced by C(********) in the diff and in every result of the task.
+      - The task should also carry C(no_log) when the secret is in O(settings) or O(value), so that the
+        task arguments are hidden too.
+    type: list
+    elements: str
+    default: []
+notes:
+  - Whether C(sacli) keeps trailing newlines of C(--value_file) content is not known; values that
+    differ only in trailing newlines are treated as equal.
+seealso:
+  - module: ovpnas.fleet.sacli_start
+  - module: ovpnas.fleet.sacli_info
+  - module: ovpnas.fleet.post_auth_script
+"""
+
+EXAMPLES = r"""
+- name: Set several keys with one read of the configuration
+  ovpnas.fleet.sacli_config:
+    settings:
+      vpn.client.routing.reroute_dns: true
+      vpn.server.daemon.tcp.n_daemons: 2
+      cs.https.port: 943
+  notify: Apply Access Server configuration
+
+- name: Load the host-checker query file that is already on the server
+  ovpnas.fleet.sacli_config:
+    key: vpn.client.app_verify
+    value_file: /etc/openvpn_as/appver.txt
+  notify: Apply Access Server configuration
+
+- name: Set an LDAP bind password, masked in results
+  ovpnas.fleet.sacli_config:
+    settings:
+      auth.ldap.0.bind_pw: "{{ vault_ldap_bind_pw }}"
+    secret_keys:
+      - auth.ldap.*.bind_pw
+  no_log: true
+  notify: Apply Access Server configuration
+
+- name: Remove keys
+  ovpnas.fleet.sacli_config:
+    keys:
+      - vpn.client.app_verify
+      - auth.ldap.0.add_req
+    state: absent
+  notify: Apply Access Server configuration
+
+- name: Set the sacli path once for every module of the collection
+  module_defaults:
+    group/ovpnas.fleet.sacli:
+      sacli_path: /opt/openvpn_as/scripts/sacli
+  ovpnas.fleet.sacli_config:
+    key: host.name
+    value: vpn.example.com
+"""
+
+RETURN = r"""
+changed_keys:
+  description: The keys that were (or, in check mode, would be) written or removed.
+  returned: always
+  type: list
+  elements: str
+  sample: [vpn.client.routing.reroute_dns]
+commands:
+  description:
+    - The C(sacli) write commands that were run, or in check mode would be run. The read is not listed.
+    - Values are never shown; C(<private file>) stands for the temporary value file.
+  returned: always
+  type: list
+  elements: str
+  sample: ["sacli --key vpn.client.routing.reroute_dns --value_file=<private file> ConfigPut"]
+restart_required:
+  description: Whether the configuration changed, so that C(sacli start) is needed to apply it.
+  returned: always
+  type: bool
+  sample: true
+diff:
+  description: The changed keys before and after, secret values masked.
+  returned: when diff mode is on
+  type: dict
+  sample: {before: {vpn.client.routing.reroute_dns: "false"}, after: {vpn.client.routing.reroute_dns: "true"}}
+"""
+
+import fnmatch
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
+    SacliError,
+    SacliRunner,
+    fail_from_error,
+    mask,
+    sacli_argument_spec,
+    same_value,
+    to_sacli_string,
+)
+
+
+def desired_state(module):
+    """The keys and values the task asks for (values None for state=absent)."""
+    params = module.params
+    present = params["state"] == "present"
+    if params["settings"] is not None:
+        if present:
+            try:
+                return {str(k): to_sacli_string(v, "settings.%s" % k) for k, v in params["settings"].items()}
+            except TypeError as exc:
+                module.fail_json(msg=str(exc))
+        return dict.fromkeys(str(k) for k in params["settings"])
+    if params["keys"] is not None:
+        if present:
+            module.fail_json(msg="keys is used with state=absent; use settings or key and value to set keys")
+        return dict.fromkeys(params["keys"])
+    key = params["key"]
+    if not present:
+        if params["value"] is not None or params["value_file"] is not None:
+            module.fail_json(msg="value and value_file are not used with state=absent")
+        return {key: None}
+    if params["value_file"] is not None:
+        try:
+            with open(params["value_file"], "rb") as handle:
+                return {key: handle.read().decode("utf-8")}
+        except OSError as exc:
+            module.fail_json(msg="cannot read value_file %s: %s" % (params["value_file"], exc))
+        except UnicodeDecodeError:
+            module.fail_json(msg="value_file %s is not UTF-8 text" % params["value_file"])
+    if params["value"] is None:
+        module.fail_json(msg="key needs value or value_file with state=present")
+    try:
+        return {key: to_sacli_string(params["value"], "value")}
+    except TypeError as exc:
+        module.fail_json(msg=str(exc))
+
+
+def check_keys(module, keys):
+    for key in keys:
+        if not key or key != key.strip() or any(c.isspace() for c in key):
+            module.fail_json(msg="invalid configuration key %r: keys are non-empty and contain no whitespace" % key)
+
+
+def main():
+    argument_spec = sacli_argument_spec()
+    argument_spec.update(
+        settings=dict(type="dict"),
+        key=dict(type="str", no_log=False),
+        value=dict(type="raw"),
+        value_file=dict(type="path"),
+        keys=dict(type="list", elements="str", no_log=False),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        secret_keys=dict(type="list", elements="str", default=[], no_log=False),
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        mutually_exclusive=[("settings", "key", "keys"), ("value", "value_file")],
+        required_one_of=[("settings", "key", "keys")],
+        required_by=dict(value=("key",), value_file=("key",)),
+        supports_check_mode=True,
+    )
+    desired = desired_state(module)
+    check_keys(module, desired)
+    present = module.params["state"] == "present"
+    secret_patterns = module.params["secret_keys"]
+
+    def is_secret(key):
+        return any(fnmatch.fnmatchcase(key, pattern) for pattern in secret_patterns)
+
+    runner = SacliRunner(module)
+    result = dict(changed=False, changed_keys=[], commands=[], restart_required=False)
+    try:
+        current = runner.config_query()
+    except SacliError as exc:
+        fail_from_error(module, exc, **result)
+
+    for key, value in list(current.items()) + list(desired.items()):
+        if value and is_secret(key):
+            module.no_log_values.add(value)
+
+    if present:
+        changed = sorted(k for k, v in desired.items() if not same_value(current.get(k), v))
+    else:
+        changed = sorted(k for k in desired if k in current)
+
+    def shown(key, value):
+        return mask(value) if is_secret(key) else value
+
+    diff = dict(
+        before={k: shown(k, current.get(k)) for k in changed},
+        after={k: shown(k, desired[k]) if present else None for k in changed},
+    )
+    result.update(changed=bool(changed), changed_keys=changed, restart_required=bool(changed))
+    value_file = module.params["value_file"]
+    for key in changed:
+        if not present:
+            result["commands"].append(runner.describe("ConfigDel", key=key))
+        else:
+            result["commands"].append(runner.describe("ConfigPut", key=key, value=True))
+    if module._diff:
+        result["diff"] = diff
+
+    if changed and not module.check_mode:
+        done = []
+        try:
+            for key in changed:
+                if not present:
+                    runner.config_del(key)
+                elif value_file is not None and os.path.exists(value_file):
+                    runner.config_put(key, value_path=value_file)
+                else:
+                    runner.config_put(key, value=desired[key])
+                done.append(key)
+        except SacliError as exc:
+            result.update(changed=bool(done), changed_keys=done, restart_required=bool(done))
+            result["commands"] = runner.commands
+            fail_from_error(module, exc, **result)
+        result["commands"] = runner.commands
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Shared fixtures: emulated Access Server roots and a way to run modules in-process."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EMULATOR = os.path.join(REPO, "tests", "emulator")
+INSTALL = os.path.join(EMULATOR, "install")
+
+# `asemu` (to arm faults, read call logs) and `ansible_collections.ovpnas.fleet`
+# (the checkout, through the link in .collections) are importable from tests.
+sys.path.insert(0, EMULATOR)
+sys.path.insert(0, os.path.join(REPO, ".collections"))
+
+from asemu.root import Root  # noqa: E402
+
+
+class Server:
+    """One emulated Access Server installed in a temporary folder."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.root = Root(self.path)
+        self.sacli_path = os.path.join(self.path, "scripts", "sacli")
+        self.authcli_path = os.path.join(self.path, "scripts", "authcli")
+
+    def sacli(self, *args, check=True):
+        proc = subprocess.run([self.sacli_path, *args], capture_output=True, text=True, timeout=60, check=False)
+        if check and proc.returncode != 0:
+            raise AssertionError("sacli %s failed (%s): %s" % (args, proc.returncode, proc.stderr))
+        return proc
+
+    def authcli(self, *args):
+        return subprocess.run([self.authcli_path, *args], capture_output=True, text=True, timeout=60, check=False)
+
+    def config(self):
+        return json.loads(self.sacli("ConfigQuery").stdout)
+
+    def userprops(self):
+        return json.loads(self.sacli("UserPropGet").stdout)
+
+    def calls(self, tool="sacli"):
+        return [c for c in self.root.calls() if c["tool"] == tool]
+
+    def commands(self, tool="sacli"):
+        return [c["command"] for c in self.calls(tool)]
+
+    def reset_calls(self):
+        if os.path.exists(self.root.call_log):
+            os.remove(self.root.call_log)
+
+    def set_fault(self, command, **fault):
+        self.root.set_fault(command, **fault)
+
+    def settings(self, **changes):
+        self.root.update_settings(**changes)
+
+    def set_password(self, user, password):
+        self.sacli("--user", user, "--new_pass", password, "SetLocalPassword")
+
+
+def install_server(path, *options):
+    subprocess.run([INSTALL, str(path), *options], check=True, capture_output=True, text=True)
+    server = Server(path)
+    server.reset_calls()
+    return server
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A freshly installed, running emulated server with an empty call log."""
+    return install_server(tmp_path / "as")
+
+
+@pytest.fixture
+def make_server(tmp_path):
+    """Install emulated servers with installer options: make_server("--start-output", "json")."""
+    counter = iter(range(1000))
+
+    def make(*options):
+        return install_server(tmp_path / ("as%d" % next(counter)), *options)
+
+    return make
+
+
+@pytest.fixture
+def run_module(capsys, tmp_path):
+    """Run a module's main() in-process with module args; return its result dict.
+
+    The result carries ``failed`` as the module reported it; sacli runs for real.
+    """
+    from ansible.module_utils.testing import patch_module_args
+
+    remote_tmp = tmp_path / "remote_tmp"
+    remote_tmp.mkdir(exist_ok=True)
+
+    def run(main, args, check_mode=False, diff=False):
+        module_args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff, _ansible_remote_tmp=str(remote_tmp))
+        with patch_module_args(module_args), pytest.raises(SystemExit) as exit_info:
+            main()
+        result = json.loads(capsys.readouterr().out)
+        result.setdefault("failed", exit_info.value.code != 0)
+        return result
+
+    return run

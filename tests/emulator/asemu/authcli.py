@@ -1,0 +1,311 @@
+"""authcli: one authentication through the configured method and the post-auth script.
+
+Real options: ``--user/-u``, ``--pass``, ``--sr=RESPONSE``.  The options
+below them exist only in the emulator and supply what a VPN client or an
+identity provider would send.  A dynamic challenge is answered the way
+OpenVPN clients do it: the next authentication carries the password
+``CRV1::<state_id>::<response>``.
+"""
+
+import argparse
+import base64
+import getpass
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+
+from asemu import passwords, postauth
+from asemu.root import Root
+from asemu.store import Store
+from pyovpn.plugin import FAIL, SUCCEED
+
+SESSION_SECONDS = 86400
+CHALLENGE_SECONDS = 300
+PRIMARY_METHODS = ("local", "ldap", "radius", "saml", "pam", "session", "autologin")
+
+
+class AuthcliUsage(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise AuthcliUsage(message)
+
+
+def build_parser():
+    parser = _Parser(prog="authcli", add_help=True, allow_abbrev=False)
+    parser.add_argument("-u", "--user", required=True)
+    parser.add_argument("--pass", dest="password")
+    parser.add_argument("--sr", dest="static_response")
+    emu = parser.add_argument_group("emulator options (what the client sends)")
+    emu.add_argument("--client-ip", default="127.0.0.1")
+    emu.add_argument("--hw-addr", help="client hardware address (client_hw_addr and IV_HWADDR)")
+    emu.add_argument("--client-info", action="append", default=[], metavar="NAME=VALUE")
+    emu.add_argument("--web", action="store_true", help="a web portal login instead of a VPN login")
+    emu.add_argument("--reauth", action="store_true", help="a VPN re-authentication")
+    emu.add_argument("--auth-method", choices=(*PRIMARY_METHODS, "pas_only"))
+    emu.add_argument("--saml-attr", action="append", default=[], metavar="NAME=VALUE")
+    return parser
+
+
+def _pairs(items, option):
+    result = {}
+    for item in items:
+        if "=" not in item:
+            raise AuthcliUsage("%s expects NAME=VALUE, got %r" % (option, item))
+        name, value = item.split("=", 1)
+        result.setdefault(name, []).append(value)
+    return result
+
+
+def status_name(status):
+    if status == SUCCEED:
+        return "SUCCEED"
+    if status == FAIL:
+        return "FAIL"
+    return repr(status)
+
+
+class Authentication(object):
+    """One run of authcli against one emulated root."""
+
+    def __init__(self, root, args):
+        self.root = root
+        self.args = args
+        with Store(root.config_db) as db:
+            self.config = db.items("Default")
+
+    # user properties -------------------------------------------------------
+    def _props(self):
+        with Store(self.root.userprop_db) as db:
+            return {name: db.items(name) for name in db.profiles()}
+
+    def proplist(self, user, group=None, props=None):
+        """The properties AS hands the script: defaults < group < user."""
+        props = self._props() if props is None else props
+        stored = props.get(user, {})
+        merged = {"type": "user_connect"}
+        defaults = props.get("__DEFAULT__", {})
+        merged.update((k, v) for k, v in defaults.items() if k != "type")
+        group = group or stored.get("conn_group")
+        if group and props.get(group, {}).get("type") == "group":
+            merged.update((k, v) for k, v in props[group].items() if k not in ("type", "group_declare"))
+        merged.update(stored)
+        if group:
+            merged["conn_group"] = group
+        return merged
+
+    def find_user(self, name):
+        with Store(self.root.userprop_db) as db:
+            return db.find_profile(name)
+
+    # primary authentication ------------------------------------------------
+    def primary(self, script):
+        """Authenticate with the configured method; return (authret, info)."""
+        args = self.args
+        if script is not None and script.flag("AUTH_NULL"):
+            method = "pas_only"
+        else:
+            method = args.auth_method or self.config.get("auth.module.type", "local")
+        info = {"auth_method": method}
+        user = self.find_user(args.user) or args.user
+        authret = {"status": FAIL, "user": user, "reason": "", "proplist": {}}
+        if method == "pas_only":
+            authret.update(status=SUCCEED, reason="null auth succeeded (PAS only)")
+        elif method == "local":
+            digest = self._props().get(user, {}).get("pvt_password_digest")
+            if digest is None:
+                authret["reason"] = "local auth failed: no local password for user"
+            elif passwords.verify(self.password(), digest):
+                authret.update(status=SUCCEED, reason="local auth succeeded")
+            else:
+                authret["reason"] = "local auth failed: password verification failed"
+        elif method in ("session", "autologin"):
+            authret.update(status=SUCCEED, reason="%s auth succeeded" % method)
+        elif method == "saml":
+            info["saml_attr"] = _pairs(args.saml_attr, "--saml-attr")
+            authret.update(status=SUCCEED, reason="SAML auth succeeded")
+        else:
+            authret["reason"] = "%s auth failed: method not available in this emulator" % method
+        if authret["status"] == SUCCEED:
+            authret["proplist"] = self.proplist(user)
+        return authret, info
+
+    def password(self):
+        if self.args.password is None:
+            self.args.password = getpass.getpass("Password: ")
+        return self.args.password
+
+    # the script's view of the client ---------------------------------------
+    def client_data(self, user):
+        args = self.args
+        client_info = {k: v[-1] for k, v in _pairs(args.client_info, "--client-info").items()}
+        authcred = {"username": args.user, "client_ip_addr": args.client_ip}
+        if args.hw_addr:
+            authcred["client_hw_addr"] = args.hw_addr
+            client_info.setdefault("IV_HWADDR", args.hw_addr)
+        if args.static_response is not None:
+            authcred["static_response"] = args.static_response
+        attributes = {"client_info": client_info, "vpn_auth": not args.web}
+        if args.web:
+            attributes["log_service_name"] = "WEB_CLIENT"
+        else:
+            attributes["reauth"] = bool(args.reauth)
+        return authcred, attributes
+
+    # challenge state -------------------------------------------------------
+    def _crstates(self):
+        try:
+            with open(self.root.crstate_file) as handle:
+                states = json.load(handle)
+        except (IOError, OSError, ValueError):
+            states = {}
+        now = time.time()
+        return {k: v for k, v in states.items() if v.get("expires", 0) > now}
+
+    def _save_crstates(self, states):
+        tmp = self.root.crstate_file + ".tmp"
+        with open(tmp, "w") as handle:
+            json.dump(states, handle, indent=2, sort_keys=True, default=repr)
+        os.chmod(tmp, 0o600)
+        os.rename(tmp, self.root.crstate_file)
+
+    # the whole run -----------------------------------------------------------
+    def run(self):
+        script, load_error = None, None
+        text = self.config.get(postauth.SCRIPT_KEY)
+        if text:
+            try:
+                script = postauth.load(text, self.root)
+            except postauth.ScriptError as exc:
+                load_error = str(exc)
+                self.root.log("post_auth#error", "post-auth script not loaded: %s" % exc)
+
+        password = self.args.password or ""
+        answer = None
+        with self.root.locked():
+            states = self._crstates()
+            if password.startswith("CRV1::"):
+                parts = password.split("::", 2)
+                state_id = parts[1] if len(parts) > 1 else ""
+                answer = parts[2] if len(parts) > 2 else ""
+                saved = states.pop(state_id, None)
+                self._save_crstates(states)
+            else:
+                state_id, saved = None, None
+
+        if answer is not None:
+            if saved is None:
+                return {"status": FAIL, "user": self.args.user, "reason": "challenge state unknown or expired"}
+            user = saved["user"]
+            authret = {"status": SUCCEED, "user": user, "reason": saved["reason"], "proplist": self.proplist(user)}
+            info = saved["info"]
+            crstate = postauth.CRState(saved["data"], answer=answer)
+        else:
+            authret, info = self.primary(script)
+            crstate = postauth.CRState()
+            if authret["status"] != SUCCEED:
+                return authret
+
+        if load_error is not None:
+            authret.update(status=FAIL, reason="post_auth script could not be loaded: %s" % load_error)
+            return authret
+        if script is None:
+            return self.finish(authret, None, script)
+
+        authcred, attributes = self.client_data(authret["user"])
+        if script.flag("RETAIN_PASSWORD") and answer is None:
+            authcred["password"] = self.password()
+        result, save = postauth.call(script, self.root, authcred, attributes, authret, info, crstate)
+
+        if crstate.challenge and not crstate.expired and result.get("status") != SUCCEED:
+            new_id = uuid.uuid4().hex
+            with self.root.locked():
+                states = self._crstates()
+                states[new_id] = {
+                    "user": authret["user"],
+                    "reason": authret.get("reason", ""),
+                    "info": {k: v for k, v in info.items() if k != "ldap_context"},
+                    "data": dict(crstate),
+                    "expires": time.time() + CHALLENGE_SECONDS,
+                }
+                self._save_crstates(states)
+            flags = "R,E" if crstate.challenge["echo"] else "R"
+            b64user = base64.b64encode(authret["user"].encode("utf-8")).decode("ascii")
+            result["challenge"] = "CRV1:%s:%s:%s:%s" % (flags, new_id, b64user, crstate.challenge["text"])
+        return self.finish(result, save, script)
+
+    def finish(self, authret, save, script):
+        user = authret.get("user") or self.args.user
+        if save:
+            with Store(self.root.userprop_db) as db:
+                for name, value in save.items():
+                    db.put(user, str(name), str(value))
+        if authret.get("status") != SUCCEED:
+            return authret
+        proplist = dict(authret.get("proplist") or {})
+        if script is not None and script.flag("GROUP_SELECT"):
+            # the group the script selected decides, with the user's stored
+            # properties (including what the script saved) read afterwards
+            chosen = proplist.get("conn_group")
+            merged = self.proplist(user, group=chosen)
+            merged.update((k, v) for k, v in proplist.items() if k not in merged)
+            proplist = merged
+        authret["proplist"] = proplist
+        if str(proplist.get("prop_deny", "false")).lower() == "true":
+            authret.update(status=FAIL, reason="user is denied access (prop_deny)")
+        elif self.args.web and str(proplist.get("prop_deny_web", "false")).lower() == "true":
+            authret.update(status=FAIL, reason="user is denied web access (prop_deny_web)")
+        return authret
+
+
+def render(authret, header=True):
+    lines = ["API METHOD: authenticate"]
+    if header:
+        lines.append("AUTH_RETURN")
+    status = authret.get("status")
+    lines.append("  status : %s" % status_name(status))
+    if status == SUCCEED:
+        lines.append("  session_id : %s" % base64.b64encode(os.urandom(24)).decode("ascii"))
+    for name in ("reason", "client_reason", "challenge"):
+        if authret.get(name):
+            lines.append("  %s : %s" % (name, authret[name]))
+    if status == SUCCEED:
+        lines.append("  expire : %d" % (int(time.time()) + SESSION_SECONDS))
+    lines.append("  user : %s" % authret.get("user", ""))
+    if status == SUCCEED:
+        lines.append("  proplist : %r" % (authret.get("proplist") or {},))
+    return "\n".join(lines)
+
+
+def main(root_path, argv):
+    started = time.time()
+    root = Root(root_path)
+    signal.signal(signal.SIGTERM, lambda *unused: sys.exit(143))
+    options, rc = [], 2
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except AuthcliUsage as exc:
+            sys.stderr.write("authcli: %s\n" % exc)
+            return rc
+        options = [name for name, value in vars(args).items() if value not in (None, False, [])]
+        fault = root.take_fault("authcli")
+        if fault is not None:
+            from asemu.sacli import apply_fault
+
+            rc = apply_fault(fault)
+            if rc is not None:
+                return rc
+        authret = Authentication(root, args).run()
+        status = status_name(authret.get("status"))
+        root.log("authcli", "authenticate user=%s status=%s" % (authret.get("user"), status))
+        print(render(authret, header=root.settings()["authcli_header"]))
+        rc = 0 if authret.get("status") == SUCCEED else 1
+        return rc
+    finally:
+        root.record_call("authcli", "authenticate", options, started, rc)

@@ -1,0 +1,179 @@
+"""Install the Access Server emulator into ROOT.
+
+ROOT gets the layout of /usr/local/openvpn_as: scripts/sacli and
+scripts/authcli, etc/as.conf, etc/db/config.db and etc/db/userprop.db, the
+Python packages under lib/python, and log/.  The tools find everything
+relative to their own location, so ROOT may be /usr/local/openvpn_as in a
+container or any folder on this machine.  ROOT must not exist or be empty.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import socket
+import stat
+import sys
+import time
+
+from asemu.root import DEFAULT_SETTINGS, Root
+from asemu.store import Store
+
+# the folder that holds the asemu and pyovpn packages
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+AS_CONF = """\
+# OpenVPN Access Server configuration file (emulated)
+#
+# ~ stands for the folder of this file.
+AS_CONNECT=true
+SYS=~/..
+config_db=sqlite:///~/db/config.db
+user_prop_db=sqlite:///~/db/userprop.db
+certs_db=sqlite:///~/db/certs.db
+log_db=sqlite:///~/db/log.db
+general.sock_dir=~/sock
+sa.sock=~/sock/sagent
+sa.company_name=ovpnas.fleet emulator
+"""
+
+WRAPPER = """\
+#!{python}
+# {tool} of the Access Server emulator; see tests/emulator in ovpnas.fleet.
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "lib", "python"))
+
+from asemu.{tool} import main  # noqa: E402
+
+sys.exit(main(ROOT, sys.argv[1:]))
+"""
+
+
+def default_config(hostname):
+    return {
+        "admin_ui.https.ip_address": "all",
+        "admin_ui.https.port": "943",
+        "aui.eula_version": "3",
+        "auth.ldap.0.name": "My LDAP servers",
+        "auth.ldap.0.ssl_verify": "never",
+        "auth.ldap.0.timeout": "4",
+        "auth.ldap.0.use_ssl": "never",
+        "auth.module.type": "local",
+        "auth.pam.0.service": "openvpnas",
+        "auth.radius.0.acct_enable": "false",
+        "auth.radius.0.name": "My Radius servers",
+        "cs.cws_proto_v2": "true",
+        "cs.https.ip_address": "all",
+        "cs.https.port": "943",
+        "cs.prof_sign_web": "true",
+        "host.name": hostname,
+        "sa.initial_run_groups.0": "web_group",
+        "sa.initial_run_groups.1": "openvpn_group",
+        "upgrade.current_version": DEFAULT_SETTINGS["version"],
+        "vpn.client.routing.inter_client": "false",
+        "vpn.client.routing.reroute_dns": "true",
+        "vpn.client.routing.reroute_gw": "true",
+        "vpn.daemon.0.client.netmask_bits": "20",
+        "vpn.daemon.0.client.network": "172.27.224.0",
+        "vpn.daemon.0.listen.ip_address": "all",
+        "vpn.daemon.0.listen.port": "443",
+        "vpn.daemon.0.listen.protocol": "tcp",
+        "vpn.daemon.0.server.ip_address": "all",
+        "vpn.server.daemon.enable": "true",
+        "vpn.server.daemon.protocols": "tcp_udp",
+        "vpn.server.daemon.tcp.n_daemons": "1",
+        "vpn.server.daemon.tcp.port": "443",
+        "vpn.server.daemon.udp.n_daemons": "1",
+        "vpn.server.daemon.udp.port": "1194",
+        "vpn.server.port_share.enable": "true",
+        "vpn.server.routing.private_access": "nat",
+    }
+
+
+def applied(config):
+    """What `start` compares with to find the keys changed since the last start."""
+    return dict((k, hashlib.sha256(v.encode("utf-8")).hexdigest()) for k, v in config.items())
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="install", description=__doc__.split("\n\n")[0])
+    parser.add_argument("root", help="folder to create (must not exist, or be empty)")
+    parser.add_argument("--version", default=DEFAULT_SETTINGS["version"], help="what `sacli Version` prints")
+    parser.add_argument("--hostname", default=None, help="host.name (default: the folder name)")
+    parser.add_argument(
+        "--configput-output", choices=("silent", "list"), default=DEFAULT_SETTINGS["configput_output"],
+        help="ConfigPut prints nothing (newer versions) or [True, {}] (older versions)",
+    )
+    parser.add_argument(
+        "--start-output", choices=("full", "json"), default=DEFAULT_SETTINGS["start_output"],
+        help="start prints RunStart/JSON/WILL_RESTART (full) or the JSON alone",
+    )
+    parser.add_argument("--value-file-strip", action="store_true", help="ConfigPut strips trailing newlines of --value_file")
+    parser.add_argument("--log-file", default=DEFAULT_SETTINGS["log_file"], help="server log (relative to ROOT unless absolute)")
+    parser.add_argument("--python", default="/usr/bin/env python3", help="interpreter for the tools' #! line")
+    parser.add_argument("--stopped", action="store_true", help="leave the services stopped (default: running)")
+    return parser.parse_args(argv)
+
+
+def main(argv):
+    args = parse_args(argv)
+    target = os.path.abspath(args.root)
+    if os.path.exists(target) and (not os.path.isdir(target) or os.listdir(target)):
+        sys.stderr.write("install: %s exists and is not an empty folder; refusing to overwrite it\n" % target)
+        return 1
+    for sub in ("scripts", "etc/db", "etc/sock", "etc/emulator", "lib/python", "log"):
+        os.makedirs(os.path.join(target, sub), exist_ok=True)
+    os.chmod(os.path.join(target, "etc", "emulator"), 0o700)
+    os.chmod(os.path.join(target, "etc", "db"), 0o700)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for package in ("asemu", "pyovpn"):
+        shutil.copytree(os.path.join(HERE, package), os.path.join(target, "lib", "python", package), ignore=ignore)
+    for tool in ("sacli", "authcli"):
+        path = os.path.join(target, "scripts", tool)
+        with open(path, "w") as handle:
+            handle.write(WRAPPER.format(python=args.python, tool=tool))
+        os.chmod(path, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+    with open(os.path.join(target, "etc", "as.conf"), "w") as handle:
+        handle.write(AS_CONF)
+
+    root = Root(target)
+    hostname = args.hostname or os.path.basename(target.rstrip("/")) or socket.gethostname()
+    config = default_config(hostname)
+    config["upgrade.current_version"] = args.version
+    with Store(root.config_db) as db:
+        db.replace("Default", config)
+        db.replace("_INTERNAL", {"webui.edit_profile": "Default", "run_api.active_profile": "Default"})
+    with Store(root.userprop_db) as db:
+        db.replace("__DEFAULT__", {
+            "def_deny": "false", "prop_autogenerate": "true", "prop_force_lzo": "false", "type": "user_default",
+        })
+        db.replace("openvpn", {"prop_superuser": "true", "type": "user_connect", "user_auth_type": "local"})
+    for path in (root.config_db, root.userprop_db):
+        os.chmod(path, 0o600)
+
+    settings = {
+        "version": args.version,
+        "configput_output": args.configput_output,
+        "start_output": args.start_output,
+        "value_file_strip": args.value_file_strip,
+        "log_file": args.log_file,
+    }
+    with open(root.settings_file, "w") as handle:
+        json.dump(settings, handle, indent=2, sort_keys=True)
+    if not args.stopped:
+        root.save_state({
+            "running": True, "errors": {}, "restarted": [], "started_at": time.time(), "applied": applied(config),
+            "last_restarted": time.ctime(),
+        })
+        with open(root.sock, "w"):
+            pass
+    root.log("install", "emulated Access Server %s installed in %s" % (args.version, target))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""The emulated ``pyovpn`` package: what post-auth scripts may import."""
