@@ -99,7 +99,9 @@ def run_module(capsys, tmp_path):
     remote_tmp.mkdir(exist_ok=True)
 
     def run(main, args, check_mode=False, diff=False):
-        module_args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff, _ansible_remote_tmp=str(remote_tmp))
+        module_args = dict(
+            args, _ansible_check_mode=check_mode, _ansible_diff=diff, _ansible_remote_tmp=str(remote_tmp)
+        )
         with patch_module_args(module_args), pytest.raises(SystemExit) as exit_info:
             main()
         result = json.loads(capsys.readouterr().out)
@@ -107,3 +109,58 @@ def run_module(capsys, tmp_path):
         return result
 
     return run
+
+
+ANSIBLE_BIN = os.path.dirname(sys.executable)
+
+
+def write_inventory(path, servers, **host_vars):
+    """An inventory of emulated servers in group `fleet`, reached with the local connection."""
+    hosts = {}
+    for name, server in servers.items():
+        hosts[name] = dict(host_vars, sacli_path=server.sacli_path)
+    inventory = {
+        "fleet": {
+            "hosts": hosts,
+            "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+        }
+    }
+    with open(str(path), "w") as handle:
+        json.dump(inventory, handle, indent=2)
+    return str(path)
+
+
+def run_playbook(playbook, inventory, *options):
+    """Run ansible-playbook from the checkout (so that ansible.cfg resolves ovpnas.fleet)."""
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_FORKS="10",
+               ANSIBLE_NOCOLOR="1", PATH=ANSIBLE_BIN + os.pathsep + os.environ.get("PATH", ""))
+    return subprocess.run(
+        [os.path.join(ANSIBLE_BIN, "ansible-playbook"), "-i", inventory, playbook, *options],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+
+
+def recap(output):
+    """{host: {ok: n, changed: n, failed: n, ...}} from the PLAY RECAP of ansible-playbook."""
+    import re
+
+    result = {}
+    for line in output.splitlines():
+        match = re.match(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", line.strip())
+        if match:
+            result[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
+    return result
+
+
+@pytest.fixture
+def make_fleet(tmp_path):
+    """make_fleet(n, *installer_options) -> {name: Server}, each its own emulator root."""
+
+    def make(count, *options):
+        fleet = {}
+        for index in range(1, count + 1):
+            name = "as%02d" % index
+            fleet[name] = install_server(tmp_path / "fleet" / name, *options)
+        return fleet
+
+    return make

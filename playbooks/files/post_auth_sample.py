@@ -10,7 +10,7 @@ def post_auth(authcred, attributes, authret, info):
         return authret
     try:
         print("post_auth: %s authenticated by %s" % (authret.get("user"), info.get("auth_method")))
-    except Exception as exc:  # fail closed
+    except Exception as exc:  # noqa: BLE001 - any error fails the login closed
         authret["status"] = FAIL
         authret["reason"] = "post_auth sample failed: %s" % exc
         authret["client_reason"] = "Authentication failed"

@@ -6,11 +6,10 @@ placed in its cache instead: it runs the pip wheel that ensurepip bundles to ins
 requested pip from PyPI, taking the same arguments as get-pip.py.
 """
 
+import ensurepip
 import glob
 import os
 import sys
-
-import ensurepip
 
 args = [arg for arg in sys.argv[1:] if arg not in ("--no-setuptools", "--no-wheel")]
 wheel = sorted(glob.glob(os.path.join(os.path.dirname(ensurepip.__file__), "_bundled", "pip-*.whl")))[-1]

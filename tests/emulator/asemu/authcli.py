@@ -141,7 +141,7 @@ class Authentication(object):
         return self.args.password
 
     # the script's view of the client ---------------------------------------
-    def client_data(self, user):
+    def client_data(self):
         args = self.args
         client_info = {k: v[-1] for k, v in _pairs(args.client_info, "--client-info").items()}
         authcred = {"username": args.user, "client_ip_addr": args.client_ip}
@@ -217,7 +217,8 @@ class Authentication(object):
         if script is None:
             return self.finish(authret, None, script)
 
-        authcred, attributes = self.client_data(authret["user"])
+        primary_reason = authret.get("reason", "")
+        authcred, attributes = self.client_data()
         if script.flag("RETAIN_PASSWORD") and answer is None:
             authcred["password"] = self.password()
         result, save = postauth.call(script, self.root, authcred, attributes, authret, info, crstate)
@@ -228,7 +229,7 @@ class Authentication(object):
                 states = self._crstates()
                 states[new_id] = {
                     "user": authret["user"],
-                    "reason": authret.get("reason", ""),
+                    "reason": primary_reason,
                     "info": {k: v for k, v in info.items() if k != "ldap_context"},
                     "data": dict(crstate),
                     "expires": time.time() + CHALLENGE_SECONDS,

@@ -96,7 +96,7 @@ def default_config(hostname):
 
 def applied(config):
     """What `start` compares with to find the keys changed since the last start."""
-    return dict((k, hashlib.sha256(v.encode("utf-8")).hexdigest()) for k, v in config.items())
+    return {k: hashlib.sha256(v.encode("utf-8")).hexdigest() for k, v in config.items()}
 
 
 def parse_args(argv):
@@ -112,8 +112,12 @@ def parse_args(argv):
         "--start-output", choices=("full", "json"), default=DEFAULT_SETTINGS["start_output"],
         help="start prints RunStart/JSON/WILL_RESTART (full) or the JSON alone",
     )
-    parser.add_argument("--value-file-strip", action="store_true", help="ConfigPut strips trailing newlines of --value_file")
-    parser.add_argument("--log-file", default=DEFAULT_SETTINGS["log_file"], help="server log (relative to ROOT unless absolute)")
+    parser.add_argument(
+        "--value-file-strip", action="store_true", help="ConfigPut strips trailing newlines of --value_file"
+    )
+    parser.add_argument(
+        "--log-file", default=DEFAULT_SETTINGS["log_file"], help="server log (relative to ROOT unless absolute)"
+    )
     parser.add_argument("--python", default="/usr/bin/env python3", help="interpreter for the tools' #! line")
     parser.add_argument("--stopped", action="store_true", help="leave the services stopped (default: running)")
     return parser.parse_args(argv)

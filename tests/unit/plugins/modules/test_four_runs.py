@@ -9,7 +9,10 @@ import pytest
 
 from ansible_collections.ovpnas.fleet.plugins.modules import post_auth_script, sacli_config, sacli_userprop
 
-SCRIPT = "from pyovpn.plugin import SUCCEED, FAIL\n\n\ndef post_auth(authcred, attributes, authret, info):\n    return authret\n"
+SCRIPT = (
+    "from pyovpn.plugin import SUCCEED, FAIL\n\n\n"
+    "def post_auth(authcred, attributes, authret, info):\n    return authret\n"
+)
 OLD_SCRIPT = "def post_auth(authcred, attributes, authret, info):\n    return authret\n"
 
 
@@ -136,7 +139,7 @@ def prepare(case, server, tmp_path):
     if "setup" in case:
         case["setup"](server)
     server.reset_calls()
-    args = dict((k, v.format(tmp=tmp_path) if isinstance(v, str) else v) for k, v in case["args"].items())
+    args = {k: v.format(tmp=tmp_path) if isinstance(v, str) else v for k, v in case["args"].items()}
     args["sacli_path"] = server.sacli_path
     return args
 

@@ -1,0 +1,86 @@
+"""Playbooks against emulated fleets, counting every sacli call on every host."""
+
+import os
+import stat
+
+from conftest import REPO, recap, run_playbook, write_inventory
+
+PLAYBOOKS = os.path.join(REPO, "tests", "integration", "playbooks")
+SECRET = "bind-pw-'\"$(id)`x`"
+
+
+def record_argv(server):
+    """Put a shim in front of sacli that logs its command line, to prove no value is on it."""
+    scripts = os.path.dirname(server.sacli_path)
+    os.rename(server.sacli_path, os.path.join(scripts, "sacli.real"))
+    argv_log = os.path.join(server.path, "log", "argv.log")
+    with open(server.sacli_path, "w") as handle:
+        handle.write('#!/bin/sh\nprintf "%%s\\n" "$*" >> "%s"\nexec "%s/sacli.real" "$@"\n' % (argv_log, scripts))
+    os.chmod(server.sacli_path, stat.S_IRWXU)
+    return argv_log
+
+
+def test_five_keys_on_ten_hosts(make_fleet, tmp_path):
+    fleet = make_fleet(10)
+    argv_logs = [record_argv(server) for server in fleet.values()]
+    inventory = write_inventory(tmp_path / "inventory.json", fleet, bind_pw=SECRET)
+    playbook = os.path.join(PLAYBOOKS, "five_keys.yml")
+
+    first = run_playbook(playbook, inventory, "--diff", "-vvv")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert all(r["changed"] == 2 and r["failed"] == 0 for r in recap(first.stdout).values()), first.stdout
+    for name, server in fleet.items():
+        commands = server.commands()
+        assert commands[0] == "ConfigQuery"
+        assert commands.count("ConfigQuery") == 1, name
+        # reroute_dns is already true on a new server: four keys differ
+        assert commands[1:5] == ["ConfigPut"] * 4, name
+        assert commands[5] == "start" and commands.count("start") == 1, name
+        assert set(commands[6:]) == {"status"}, name
+        assert server.config()["auth.ldap.0.bind_pw"] == SECRET
+        server.reset_calls()
+
+    second = run_playbook(playbook, inventory, "--diff", "-vvv")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert all(r["changed"] == 0 for r in recap(second.stdout).values())
+    for name, server in fleet.items():
+        assert server.commands() == ["ConfigQuery"], name
+        server.reset_calls()
+
+    check = run_playbook(playbook, inventory, "--check", "--diff")
+    assert check.returncode == 0
+    assert all(server.commands() == ["ConfigQuery"] for server in fleet.values())
+
+    for output in (first.stdout, second.stdout, check.stdout, first.stderr):
+        assert SECRET not in output
+        assert "bind-pw" not in output
+    for argv_log in argv_logs:
+        with open(argv_log) as handle:
+            lines = handle.read().splitlines()
+        assert lines and not any("bind-pw" in line or "vpn.example.com" in line for line in lines)
+        assert any(line.startswith("--key auth.ldap.0.bind_pw --value_file=") for line in lines)
+
+
+def test_check_mode_predicts_and_repeats_change_nothing(make_fleet, tmp_path):
+    fleet = make_fleet(2)
+    inventory = write_inventory(tmp_path / "inventory.json", fleet)
+    result = run_playbook(os.path.join(PLAYBOOKS, "four_runs.yml"), inventory)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert all(r["failed"] == 0 and r["ok"] >= 15 for r in recap(result.stdout).values()), result.stdout
+    assert all("start" not in server.commands() for server in fleet.values())
+
+
+def test_demo(tmp_path):
+    """`make demo` minus the venv set-up: three hosts, then a second run with changed=0."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+               ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    result = subprocess.run([os.path.join(REPO, "demo", "run")], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=600, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "the second run changed nothing" in result.stdout
+    second = result.stdout.split("== Second run", 1)[1]
+    assert set(recap(second)) == {"as1", "as2", "as3"}
+    assert all(r["changed"] == 0 for r in recap(second).values())
