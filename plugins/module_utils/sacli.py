@@ -120,6 +120,16 @@ def sha256_text(text):
     return hashlib.sha256(text.rstrip("\r\n").encode("utf-8")).hexdigest()
 
 
+def withheld(output, limit=200):
+    """Output of a read that may hold secrets, made safe to put in an error."""
+    if not output:
+        return output
+    text = output.strip()
+    if len(text) <= limit and not text.startswith(("{", '"', "[")):
+        return output
+    return "<%d bytes withheld: this output may hold secrets>" % len(output)
+
+
 def mask(value):
     return "********" if value is not None else None
 
@@ -306,14 +316,27 @@ class SacliRunner:
         return rc, out, err
 
     # reads
+    def _read_object(self, command, pfilt=None):
+        """Run a command that prints one JSON object holding settings or properties.
+
+        Such output holds secrets (bind passwords, the post-auth script), so
+        when the command fails, its stdout is withheld from the error unless it
+        is short and does not look like JSON.
+        """
+        shown = self.describe(command, pfilt=pfilt)
+        try:
+            rc, out, err = self.run(command, pfilt=pfilt, record=False)
+            return parse_json_object(out, shown, rc, err, what=shown)
+        except SacliError as exc:
+            exc.stdout = withheld(exc.stdout)
+            raise
+
     def config_query(self):
-        rc, out, err = self.run("ConfigQuery", record=False)
-        config = parse_json_object(out, "sacli ConfigQuery", rc, err, what="sacli ConfigQuery")
+        config = self._read_object("ConfigQuery")
         return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
 
     def userprop_get(self, pfilt=None):
-        rc, out, err = self.run("UserPropGet", pfilt=pfilt, record=False)
-        data = parse_json_object(out, self.describe("UserPropGet", pfilt=pfilt), rc, err, what="sacli UserPropGet")
+        data = self._read_object("UserPropGet", pfilt=pfilt)
         return {name: props if isinstance(props, dict) else {} for name, props in data.items()}
 
     def status(self):

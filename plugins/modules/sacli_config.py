@@ -232,16 +232,17 @@ def main():
     def is_secret(key):
         return any(fnmatch.fnmatchcase(key, pattern) for pattern in secret_patterns)
 
+    def hide_secrets(values):
+        module.no_log_values.update(v for k, v in values.items() if v and is_secret(k))
+
+    hide_secrets(desired)
     runner = SacliRunner(module)
     result = dict(changed=False, changed_keys=[], commands=[], restart_required=False)
     try:
         current = runner.config_query()
     except SacliError as exc:
         fail_from_error(module, exc, **result)
-
-    for key, value in list(current.items()) + list(desired.items()):
-        if value and is_secret(key):
-            module.no_log_values.add(value)
+    hide_secrets(current)
 
     if present:
         changed = sorted(k for k, v in desired.items() if not same_value(current.get(k), v))

@@ -100,7 +100,7 @@ def applied(config):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="install", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="install", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("root", help="folder to create (must not exist, or be empty)")
     parser.add_argument("--version", default=DEFAULT_SETTINGS["version"], help="what `sacli Version` prints")
     parser.add_argument("--hostname", default=None, help="host.name (default: the folder name)")

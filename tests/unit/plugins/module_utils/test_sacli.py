@@ -38,6 +38,7 @@ START_FULL = """RunStart warm None
 }
 WILL_RESTART ['web', 'client']
 """
+WITHHELD = "<%d bytes withheld: this output may hold secrets>"
 START_JSON = START_FULL.split("\n", 1)[1].rsplit("WILL_RESTART", 1)[0]
 
 
@@ -164,6 +165,24 @@ def test_missing_sacli(tmp_path, fake):
     with pytest.raises(SacliNotFoundError, match="set sacli_path"):
         SacliRunner(fake).config_query()
     assert fake.seen == []
+
+
+@pytest.mark.parametrize(
+    "rc, out, shown",
+    [
+        (1, '{\n  "auth.ldap.0.bind_pw": "hunter2"\n}\n', WITHHELD % 39),
+        (0, '{\n  "auth.ldap.0.bind_pw": "hunt', WITHHELD % 32),
+        (0, "<html>502</html>", "<html>502</html>"),
+        (0, "x" * 201, WITHHELD % 201),
+    ],
+    ids=["failed-with-config", "truncated-config", "short-garbage", "long-garbage"],
+)
+def test_failed_reads_withhold_output_that_may_hold_secrets(fake, rc, out, shown):
+    fake.outputs = [(rc, out, "err")]
+    with pytest.raises(sacli_utils.SacliError) as info:
+        SacliRunner(fake).config_query()
+    assert info.value.stdout == shown
+    assert info.value.stderr == "err"
 
 
 def test_command_error_carries_everything(fake):
