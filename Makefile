@@ -12,11 +12,12 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: help venv demo test lint sanity unit integration clean
+.PHONY: help venv demo test lint sanity unit integration bench clean
 
 help:
 	@echo "make demo   roll a post-auth script out to an emulated fleet of three servers"
 	@echo "make test   run every check CI runs (lint, sanity, unit and integration tests)"
+	@echo "make bench  run the benchmarks in bench/ (reports in bench/results/)"
 	@echo "make clean  remove the virtual environment and everything generated"
 
 $(VENV)/.installed: requirements-dev.txt
@@ -45,6 +46,9 @@ unit: venv
 
 integration: venv
 	$(PYTEST) tests/integration
+
+bench: venv
+	$(BIN)/python bench/fleet_config.py
 
 clean:
 	rm -rf $(VENV) .build .demo tests/output .pytest_cache .ruff_cache

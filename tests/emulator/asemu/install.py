@@ -136,10 +136,14 @@ def main(argv):
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for package in ("asemu", "pyovpn"):
         shutil.copytree(os.path.join(HERE, package), os.path.join(target, "lib", "python", package), ignore=ignore)
+    python = args.python
+    if not python.startswith("/"):
+        # a bare name such as python3: find it through PATH when the tool runs
+        python = "/usr/bin/env " + python
     for tool in ("sacli", "authcli"):
         path = os.path.join(target, "scripts", tool)
         with open(path, "w") as handle:
-            handle.write(WRAPPER.format(python=args.python, tool=tool))
+            handle.write(WRAPPER.format(python=python, tool=tool))
         os.chmod(path, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
     with open(os.path.join(target, "etc", "as.conf"), "w") as handle:
         handle.write(AS_CONF)

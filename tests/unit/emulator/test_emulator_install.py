@@ -163,8 +163,9 @@ def test_stopped_option_leaves_the_services_stopped(tmp_path):
     assert sock.exists()
 
 
+PYENV_ROOT = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
 PYENV_PYTHONS = sorted(
-    glob.glob(os.path.expanduser("~/.pyenv/versions/3.*/bin/python3")),
+    glob.glob(os.path.join(PYENV_ROOT, "versions", "3.*", "bin", "python3")),
     key=lambda p: [int(n) for n in re.findall(r"\d+", p.split("/versions/")[1].split("/")[0])],
 )
 
