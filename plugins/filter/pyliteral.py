@@ -1,0 +1,85 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) ovpnas.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The pyliteral filter: validated data as Python literal source, and nothing else."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleFilterError
+
+WIDTH = 100
+INDENT = "    "
+
+
+def _one_line(value, path):
+    if value is None:
+        return "None"
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, int):
+        return repr(int(value))
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise AnsibleFilterError("pyliteral: %s is %r, which has no Python literal" % (path, value))
+        return repr(float(value))
+    if isinstance(value, str):
+        # ascii() escapes quotes, backslashes, newlines and every non-ASCII character:
+        # the result is one line of plain ASCII that Python reads back as the same text
+        return ascii(str(value))
+    if isinstance(value, Mapping):
+        items = []
+        for key in _sorted_keys(value, path):
+            items.append("%s: %s" % (_one_line(key, path), _one_line(value[key], "%s[%r]" % (path, key))))
+        return "{%s}" % ", ".join(items)
+    if isinstance(value, (list, tuple)):
+        items = [_one_line(item, "%s[%d]" % (path, index)) for index, item in enumerate(value)]
+        if isinstance(value, tuple):
+            return "(%s)" % (items[0] + "," if len(items) == 1 else ", ".join(items))
+        return "[%s]" % ", ".join(items)
+    raise AnsibleFilterError(
+        "pyliteral: %s is a %s; only str, int, float, bool, None, lists and dicts can be rendered"
+        % (path, type(value).__name__)
+    )
+
+
+def _sorted_keys(mapping, path):
+    keys = list(mapping)
+    for key in keys:
+        if isinstance(key, bool) or not isinstance(key, (str, int)):
+            raise AnsibleFilterError("pyliteral: %s has a key of type %s; keys must be str or int"
+                                     % (path, type(key).__name__))
+    return sorted(keys, key=lambda k: (isinstance(k, str), k))
+
+
+def to_literal(value, level=0, path="value"):
+    """Python source for ``value``; nested containers are spread over lines when long."""
+    flat = _one_line(value, path)
+    if len(flat) + len(INDENT) * level <= WIDTH or not isinstance(value, (Mapping, list, tuple)):
+        return flat
+    inner = INDENT * (level + 1)
+    if isinstance(value, Mapping):
+        lines = [
+            "%s%s: %s," % (inner, _one_line(key, path), to_literal(value[key], level + 1, "%s[%r]" % (path, key)))
+            for key in _sorted_keys(value, path)
+        ]
+        opening, closing = "{", "}"
+    else:
+        lines = [
+            "%s%s," % (inner, to_literal(item, level + 1, "%s[%d]" % (path, index)))
+            for index, item in enumerate(value)
+        ]
+        opening, closing = ("(", ")") if isinstance(value, tuple) else ("[", "]")
+    return "%s\n%s\n%s%s" % (opening, "\n".join(lines), INDENT * level, closing)
+
+
+def pyliteral(value, name="value"):
+    return to_literal(value, 0, name)
+
+
+class FilterModule:
+    def filters(self):
+        return {"pyliteral": pyliteral}

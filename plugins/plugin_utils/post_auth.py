@@ -1,0 +1,357 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) ovpnas.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Validate the post_auth role's variables and turn them into the script's settings.
+
+The result is plain data (str, int, bool, None, lists, dicts) that the templates render
+with the pyliteral filter. Every problem is reported with the name of the variable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import re
+
+# The order in which capabilities run; the first refusal ends the chain.
+CHAIN = ("custom_auth", "group_mapping", "device_pinning", "host_checker", "mfa")
+
+DEFAULT_MESSAGES = {
+    "internal_error": "Authentication failed. Please contact your administrator.",
+    "directory_error": "Your group membership could not be checked. Please try again later.",
+    "group_unmatched": "Your account is not allowed to use the VPN.",
+    "group_denied": "Your account is not allowed to use the VPN.",
+    "device_missing_address": "This VPN client does not report a hardware address, which is required.",
+    "device_not_registered": "This device is not registered for your account.",
+    "platform_not_allowed": "VPN connections from this platform are not allowed.",
+    "client_too_old": "Please update your VPN client to version {min_version} or later.",
+    "app_missing": "{app} is required on this device.",
+    "app_outdated": "{app} must be updated to version {min_version} or later.",
+    "app_unverifiable": "{app} could not be verified on this device.",
+    "platform_cannot_report": "This device cannot report its applications, which is required.",
+}
+
+RADIUS_ATTRIBUTES = {"Filter-Id": 11, "Class": 25, "Framed-Pool": 88}
+PROPERTY_TYPES = {
+    "prop_superuser": bool,
+    "prop_autologin": bool,
+    "prop_deny_web": bool,
+    "prop_lzo": bool,
+    "prop_reroute_gw_override": ("disable", "dns_only", "global"),
+    "prop_expire": int,
+    "prop_expire_halt": bool,
+}
+APP_ERRORS = ("ERR_NO_VERSION", "ERR_MANY_FOUND", "ERR_REGEX")
+APP_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+HW_ADDRESS = re.compile(r"^[0-9A-Fa-f]{2}([:-]?)(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}$")
+
+
+class SettingsError(ValueError):
+    """A role variable is not valid; the message starts with its name."""
+
+
+def _fail(name, message):
+    raise SettingsError("%s: %s" % (name, message))
+
+
+def _str_list(value, name, lower=False):
+    if value is None:
+        return []
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        _fail(name, "must be a list of strings")
+    result = []
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not item.strip():
+            _fail("%s[%d]" % (name, index), "must be a non-empty string")
+        result.append(item.strip().lower() if lower else item.strip())
+    return result
+
+
+def normalize_dn(value):
+    """Compare DNs without regard to case or spaces around commas and equal signs."""
+    parts = []
+    for rdn in value.split(","):
+        if "=" in rdn:
+            attr, val = rdn.split("=", 1)
+            parts.append("%s=%s" % (attr.strip(), val.strip()))
+        else:
+            parts.append(rdn.strip())
+    return ",".join(parts).lower()
+
+
+def normalize_hw_address(value, name):
+    if not isinstance(value, str) or not HW_ADDRESS.match(value.strip()):
+        _fail(name, "%r is not a hardware address like 00:11:22:aa:bb:cc" % (value,))
+    digits = re.sub(r"[^0-9A-Fa-f]", "", value).lower()
+    return ":".join(digits[i:i + 2] for i in range(0, 12, 2))
+
+
+def _version(value, name):
+    text = str(value).strip()
+    numbers = [int(n) for n in re.findall(r"\d+", text)]
+    if not numbers or not re.match(r"^v?\d+(\.\d+)*$", text):
+        _fail(name, "%r is not a version like 115.0.2" % (value,))
+    return numbers
+
+
+def _messages(overrides):
+    messages = dict(DEFAULT_MESSAGES)
+    for key, value in (overrides or {}).items():
+        if key not in DEFAULT_MESSAGES:
+            _fail("post_auth_messages", "unknown message %r (known: %s)" % (key, ", ".join(sorted(DEFAULT_MESSAGES))))
+        if not isinstance(value, str) or not value.strip():
+            _fail("post_auth_messages.%s" % key, "must be a non-empty string")
+        messages[key] = value
+    return messages
+
+
+def _properties(props, name):
+    result = {}
+    for key, value in (props or {}).items():
+        if key not in PROPERTY_TYPES:
+            _fail(name, "unknown property %r (allowed: %s)" % (key, ", ".join(sorted(PROPERTY_TYPES))))
+        kind = PROPERTY_TYPES[key]
+        if kind is bool:
+            if not isinstance(value, bool):
+                _fail("%s.%s" % (name, key), "must be true or false")
+            result[key] = "true" if value else "false"
+        elif kind is int:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                _fail("%s.%s" % (name, key), "must be a number of seconds")
+            result[key] = str(value)
+        elif value not in kind:
+            _fail("%s.%s" % (name, key), "must be one of %s" % ", ".join(kind))
+        else:
+            result[key] = value
+    return result
+
+
+def _group_mapping(params):
+    prefix = "post_auth_group_mapping"
+    sources = _str_list(params.get("group_mapping_sources"), prefix + "_sources")
+    for source in sources:
+        if source not in ("ldap", "radius", "saml"):
+            _fail(prefix + "_sources", "unknown source %r (ldap, radius, saml)" % source)
+    if not sources:
+        _fail(prefix + "_sources", "needs at least one of ldap, radius, saml")
+    case_sensitive = bool(params.get("group_mapping_case_sensitive"))
+    rules = []
+    for index, rule in enumerate(params.get("group_mapping_rules") or []):
+        name = "%s_rules[%d]" % (prefix, index)
+        if not isinstance(rule, dict):
+            _fail(name, "must be a mapping")
+        unknown = set(rule) - {"name", "ldap_groups", "saml_groups", "radius_attribute", "radius_values",
+                               "radius_pattern", "group", "properties", "deny"}
+        if unknown:
+            _fail(name, "unknown keys %s" % ", ".join(sorted(unknown)))
+        ldap_groups = [normalize_dn(g) if "=" in g else g.lower()
+                       for g in _str_list(rule.get("ldap_groups"), name + ".ldap_groups")]
+        saml_groups = _str_list(rule.get("saml_groups"), name + ".saml_groups", lower=not case_sensitive)
+        attribute = rule.get("radius_attribute")
+        values = _str_list(rule.get("radius_values"), name + ".radius_values", lower=not case_sensitive)
+        pattern = rule.get("radius_pattern")
+        if attribute is not None and attribute not in RADIUS_ATTRIBUTES:
+            _fail(name + ".radius_attribute", "must be one of %s" % ", ".join(sorted(RADIUS_ATTRIBUTES)))
+        if (values or pattern) and attribute is None:
+            _fail(name, "radius_values and radius_pattern need radius_attribute")
+        if attribute is not None and not (values or pattern):
+            _fail(name, "radius_attribute needs radius_values or radius_pattern")
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except (re.error, TypeError) as exc:
+                _fail(name + ".radius_pattern", "is not a regular expression: %s" % exc)
+        if not (ldap_groups or saml_groups or attribute):
+            _fail(name, "needs at least one of ldap_groups, saml_groups, radius_attribute")
+        group = rule.get("group")
+        if group is not None and (not isinstance(group, str) or not group.strip()):
+            _fail(name + ".group", "must be a non-empty string")
+        deny = bool(rule.get("deny", False))
+        properties = _properties(rule.get("properties"), name + ".properties")
+        if not (group or properties or deny):
+            _fail(name, "does nothing: set group, properties or deny")
+        rules.append({
+            "name": str(rule.get("name") or "rule %d" % (index + 1)),
+            "ldap_groups": ldap_groups,
+            "saml_groups": saml_groups,
+            "radius_attribute": RADIUS_ATTRIBUTES.get(attribute),
+            "radius_values": values,
+            "radius_pattern": pattern,
+            "group": group.strip() if group else None,
+            "properties": properties,
+            "deny": deny,
+        })
+    ldap_mode = params.get("group_mapping_ldap_mode") or "member_of"
+    if ldap_mode not in ("member_of", "search"):
+        _fail(prefix + "_ldap_mode", "must be member_of or search")
+    group_base = params.get("group_mapping_ldap_group_base") or ""
+    if "ldap" in sources and ldap_mode == "search" and not group_base:
+        _fail(prefix + "_ldap_group_base", "is needed with post_auth_group_mapping_ldap_mode=search")
+    group_filter = params.get("group_mapping_ldap_group_filter") or "(member={user_dn})"
+    if not (group_filter.startswith("(") and group_filter.endswith(")")):
+        _fail(prefix + "_ldap_group_filter", "must be an LDAP filter in parentheses")
+    default_group = params.get("group_mapping_default_group") or None
+    on_error = params.get("group_mapping_on_error") or "deny"
+    if on_error not in ("deny", "default_group"):
+        _fail(prefix + "_on_error", "must be deny or default_group")
+    if on_error == "default_group" and not default_group:
+        _fail(prefix + "_on_error", "default_group needs post_auth_group_mapping_default_group")
+    return {
+        "sources": sources,
+        "ldap_mode": ldap_mode,
+        "ldap_member_attribute": params.get("group_mapping_ldap_member_attribute") or "memberOf",
+        "ldap_group_base": group_base,
+        "ldap_group_filter": group_filter,
+        "ldap_group_name_attribute": params.get("group_mapping_ldap_group_name_attribute") or "cn",
+        "saml_claim": params.get("group_mapping_saml_claim") or "groups",
+        "rules": rules,
+        "default_group": default_group,
+        "deny_unmatched": bool(params.get("group_mapping_deny_unmatched")),
+        "persist": bool(params.get("group_mapping_persist")),
+        "on_error": on_error,
+        "radius_framed_ip": bool(params.get("group_mapping_radius_framed_ip", True)),
+        "radius_callback_flags": bool(params.get("group_mapping_radius_callback_flags")),
+        "case_sensitive": case_sensitive,
+    }
+
+
+def _device_pinning(params):
+    prefix = "post_auth_device_pinning"
+    mode = params.get("device_pinning_mode") or "auto"
+    if mode not in ("auto", "manual"):
+        _fail(prefix + "_mode", "must be auto or manual")
+    max_devices = params.get("device_pinning_max_devices", 1)
+    if isinstance(max_devices, bool) or not isinstance(max_devices, int) or not 1 <= max_devices <= 10:
+        _fail(prefix + "_max_devices", "must be a number from 1 to 10")
+    networks = []
+    for index, net in enumerate(_str_list(params.get("device_pinning_networks"), prefix + "_networks")):
+        try:
+            networks.append(str(ipaddress.ip_network(net, strict=False)))
+        except ValueError as exc:
+            _fail("%s_networks[%d]" % (prefix, index), str(exc))
+    return {
+        "mode": mode,
+        "max_devices": max_devices,
+        "networks": networks,
+        "exempt_users": _str_list(params.get("device_pinning_exempt_users"), prefix + "_exempt_users", lower=True),
+        "exempt_groups": _str_list(params.get("device_pinning_exempt_groups"), prefix + "_exempt_groups", lower=True),
+        "allow_missing_address": bool(params.get("device_pinning_allow_missing_address")),
+    }
+
+
+def device_registry(params):
+    """The manual registry as sacli_userprop users: {user: {pvt_hw_addr: ..., pvt_hw_addr2: ...}}."""
+    name = "post_auth_device_pinning_registry"
+    registry = params.get("device_pinning_registry") or {}
+    if not isinstance(registry, dict):
+        _fail(name, "must map user names to lists of hardware addresses")
+    users = {}
+    for user, addresses in registry.items():
+        if isinstance(addresses, str):
+            addresses = [addresses]
+        if not isinstance(addresses, (list, tuple)) or not 1 <= len(addresses) <= 10:
+            _fail("%s.%s" % (name, user), "must be a list of 1 to 10 hardware addresses")
+        normalized = [normalize_hw_address(a, "%s.%s[%d]" % (name, user, i)) for i, a in enumerate(addresses)]
+        if len(set(normalized)) != len(normalized):
+            _fail("%s.%s" % (name, user), "lists an address twice")
+        slots = ["pvt_hw_addr"] + ["pvt_hw_addr%d" % n for n in range(2, 11)]
+        users[str(user)] = dict(zip(slots, normalized))
+    return users
+
+
+def host_checker_apps(apps, name="post_auth_host_checker_apps"):
+    """Validate the application list shared with the host_checker role."""
+    result = []
+    seen = set()
+    for index, app in enumerate(apps or []):
+        item = "%s[%d]" % (name, index)
+        if not isinstance(app, dict):
+            _fail(item, "must be a mapping with name, regex, platform, min_version, required")
+        unknown = set(app) - {"name", "regex", "platform", "min_version", "required", "description"}
+        if unknown:
+            _fail(item, "unknown keys %s" % ", ".join(sorted(unknown)))
+        app_name = app.get("name")
+        if not isinstance(app_name, str) or not APP_NAME.match(app_name):
+            _fail(item + ".name", "must be letters, digits and underscores")
+        platform = app.get("platform") or "all"
+        if platform not in ("win", "mac", "all"):
+            _fail(item + ".platform", "must be win, mac or all")
+        if (app_name.upper(), platform) in seen:
+            _fail(item, "lists %s for platform %s twice" % (app_name, platform))
+        seen.add((app_name.upper(), platform))
+        regex = app.get("regex")
+        if not isinstance(regex, str) or not regex or "\n" in regex:
+            _fail(item + ".regex", "must be a one-line regular expression")
+        try:
+            re.compile(regex)
+        except re.error as exc:
+            _fail(item + ".regex", "is not a regular expression: %s" % exc)
+        min_version = app.get("min_version")
+        result.append({
+            "name": app_name,
+            "regex": regex,
+            "platform": platform,
+            "min_version": _version(min_version, item + ".min_version") if min_version not in (None, "") else None,
+            "min_version_text": str(min_version) if min_version not in (None, "") else None,
+            "required": bool(app.get("required", False)),
+        })
+    return result
+
+
+def _host_checker(params):
+    prefix = "post_auth_host_checker"
+    errors = {}
+    for code in APP_ERRORS:
+        action = (params.get("host_checker_on_error") or {}).get(code, "deny")
+        if action not in ("deny", "allow"):
+            _fail("%s_on_error.%s" % (prefix, code), "must be deny or allow")
+        errors[code] = action
+    unknown = set(params.get("host_checker_on_error") or {}) - set(APP_ERRORS)
+    if unknown:
+        _fail(prefix + "_on_error", "unknown codes %s (ERR_NOT_FOUND always refuses a required application)"
+              % ", ".join(sorted(unknown)))
+    minimum = params.get("host_checker_min_client_version")
+    unreporting = params.get("host_checker_unreporting_platforms") or "allow"
+    if unreporting not in ("allow", "deny"):
+        _fail(prefix + "_unreporting_platforms", "must be allow or deny")
+    missing = params.get("host_checker_missing_report") or "deny"
+    if missing not in ("allow", "deny"):
+        _fail(prefix + "_missing_report", "must be allow or deny")
+    return {
+        "apps": host_checker_apps(params.get("host_checker_apps")),
+        "errors": errors,
+        "missing_report": missing,
+        "platforms": _str_list(params.get("host_checker_platforms"), prefix + "_platforms", lower=True),
+        "min_client_version": _version(minimum, prefix + "_min_client_version") if minimum else None,
+        "min_client_version_text": str(minimum) if minimum else None,
+        "unreporting_platforms": unreporting,
+    }
+
+
+def build_settings(params):
+    """The settings of the script, from the role's variables without their prefix.
+
+    ``params`` maps names like ``device_pinning`` (the switch) and ``device_pinning_mode``
+    to values. Returns (settings, flags, sha256).
+    """
+    settings = {"messages": _messages(params.get("messages"))}
+    builders = {"group_mapping": _group_mapping, "device_pinning": _device_pinning, "host_checker": _host_checker}
+    features = []
+    for feature in CHAIN:
+        if feature in builders and params.get(feature):
+            settings[feature] = builders[feature](params)
+            features.append(feature)
+    if params.get("device_pinning"):
+        device_registry(params)
+    settings["features"] = features
+    mapping = settings.get("group_mapping")
+    flags = {
+        # LDAP searches are network I/O: run the script in a worker thread then
+        "SYNCHRONOUS": not (mapping and "ldap" in mapping["sources"]),
+    }
+    if mapping and (mapping["default_group"] or any(rule["group"] for rule in mapping["rules"])):
+        flags["GROUP_SELECT"] = True
+    canonical = json.dumps({"settings": settings, "flags": flags}, sort_keys=True, separators=(",", ":"))
+    return settings, flags, hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -1,0 +1,233 @@
+# Copyright (c) ovpnas.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Run policy cases against a post-auth script before it is loaded.
+
+    python3 policy_harness.py SCRIPT CASES.json
+
+The script is compiled and executed the way Access Server does it (from its text, as
+``<string>``, with SUCCEED and FAIL in its namespace and ``pyovpn.plugin`` importable), then
+each case calls its entry point with the authcred, attributes, authret and info that Access
+Server would pass for that user, client and directory answer. Prints a JSON report and exits
+0 when every case passed, 1 when one failed, 2 when the script cannot be loaded.
+
+Runs on Python 3.6 and newer with the standard library only.
+"""
+
+import contextlib
+import json
+import sys
+import threading
+import traceback
+import types
+
+SUCCEED, FAIL = 0, 1
+STATUS = {"SUCCEED": SUCCEED, "FAIL": FAIL}
+RADIUS_NAMES = {"Framed-IP-Address": 8, "Filter-Id": 11, "Callback-Number": 19, "Class": 25, "Framed-Pool": 88}
+
+
+def install_pyovpn():
+    """Make `from pyovpn.plugin import *` work where Access Server's own package is absent."""
+    try:
+        from pyovpn import plugin
+        global SUCCEED, FAIL
+        SUCCEED, FAIL = plugin.SUCCEED, plugin.FAIL
+        STATUS.update(SUCCEED=SUCCEED, FAIL=FAIL)
+    except ImportError:
+        package = types.ModuleType("pyovpn")
+        plugin = types.ModuleType("pyovpn.plugin")
+        plugin.SUCCEED, plugin.FAIL = SUCCEED, FAIL
+        plugin.__all__ = ["SUCCEED", "FAIL"]
+        package.plugin = plugin
+        sys.modules["pyovpn"] = package
+        sys.modules["pyovpn.plugin"] = plugin
+
+
+class Ldap3Context:
+    """Answers like an ldap3 Connection: the user's memberOf values, and the listed groups."""
+
+    def __init__(self, user_dn, groups):
+        self.user_dn = user_dn
+        self.groups = groups
+        self.response = []
+        self.result = {"result": 0, "description": "success"}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def search(self, search_base, search_filter, search_scope="SUBTREE", attributes=None):
+        self.response = [{"type": "searchResEntry", "dn": dn, "attributes": attrs}
+                         for dn, attrs in answer(self.user_dn, self.groups, search_base, search_scope == "BASE")]
+        return bool(self.response)
+
+
+class PythonLdapContext(Ldap3Context):
+    """Answers like a python-ldap LDAPObject (values are bytes)."""
+
+    def search_s(self, base, scope, filterstr="(objectClass=*)", attrlist=None):
+        return [(dn, {k: [v.encode("utf-8") for v in vals] for k, vals in attrs.items()})
+                for dn, attrs in answer(self.user_dn, self.groups, base, scope == 0)]
+
+
+def answer(user_dn, groups, base, base_scope):
+    if base_scope:
+        return [(user_dn, {"memberOf": list(groups)})] if base.lower() == user_dn.lower() else []
+    return [(dn, {"cn": [dn.split(",", 1)[0].split("=", 1)[-1]]}) for dn in groups]
+
+
+class CRState(dict):
+    def __init__(self, answer_text=None):
+        dict.__init__(self)
+        self.answer = answer_text
+        self.challenge = None
+
+    def response(self):
+        return self.answer
+
+    def expire(self):
+        self.clear()
+
+    def challenge_post_auth(self, authret, text, echo=False):
+        self.challenge = {"text": text, "echo": bool(echo)}
+        authret["status"] = FAIL
+        return authret
+
+
+def arguments(case):
+    client = case.get("client") or {}
+    web = bool(client.get("web", False))
+    client_info = {str(k): str(v) for k, v in (client.get("info") or {}).items()}
+    authcred = {"username": case.get("username", case["user"]), "client_ip_addr": client.get("ip", "203.0.113.10")}
+    if client.get("hw_addr"):
+        authcred["client_hw_addr"] = client["hw_addr"]
+        client_info.setdefault("IV_HWADDR", client["hw_addr"])
+    if client.get("platform"):
+        client_info.setdefault("IV_PLAT", client["platform"])
+    if client.get("version"):
+        client_info.setdefault("UV_ASCLI_VER", client["version"])
+    if client.get("static_response") is not None:
+        authcred["static_response"] = client["static_response"]
+    attributes = {"client_info": client_info, "vpn_auth": not web}
+    if web:
+        attributes["log_service_name"] = "WEB_CLIENT"
+    else:
+        attributes["reauth"] = bool(client.get("reauth", False))
+    proplist = {"type": "user_connect"}
+    proplist.update({str(k): str(v) for k, v in (case.get("properties") or {}).items()})
+    authret = {"status": SUCCEED, "user": case["user"], "reason": "primary auth succeeded", "proplist": proplist}
+    info = {"auth_method": case.get("auth_method", "local")}
+    ldap = case.get("ldap")
+    if ldap is not None:
+        user_dn = ldap.get("user_dn", "uid=%s,ou=people,dc=example,dc=com" % case["user"])
+        kind = PythonLdapContext if ldap.get("api") == "python-ldap" else Ldap3Context
+        info.update(user_dn=user_dn, ldap_context=kind(user_dn, list(ldap.get("groups") or [])))
+    if case.get("radius_reply") is not None:
+        reply = {}
+        for key, values in case["radius_reply"].items():
+            number = int(key) if str(key).isdigit() else RADIUS_NAMES[key]
+            reply[number] = [str(v) for v in (values if isinstance(values, list) else [values])]
+        info["radius_reply"] = reply
+    if case.get("saml_attr") is not None:
+        info["saml_attr"] = case["saml_attr"]
+    return authcred, attributes, authret, info
+
+
+def call(namespace, args, answer_text):
+    entry = namespace.get("post_auth_cr") or namespace.get("post_auth")
+    crstate = CRState(answer_text)
+    call_args = args + (crstate,) if "post_auth_cr" in namespace else args
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = entry(*call_args)
+        except Exception as exc:  # noqa: BLE001 - Access Server fails the login on any exception
+            outcome["error"] = "%s: %s" % (type(exc).__name__, exc)
+
+    if namespace.get("SYNCHRONOUS"):
+        run()
+    else:
+        worker = threading.Thread(target=run)
+        worker.start()
+        worker.join()
+    if "error" in outcome:
+        authret = dict(args[2], status=FAIL, reason="post_auth raised %s" % outcome["error"])
+        return authret, {}, crstate
+    value = outcome.get("value")
+    if isinstance(value, tuple):
+        authret, save = value[0], value[1] or {}
+    else:
+        authret, save = value, {}
+    return authret, save, crstate
+
+
+def check(case, authret, save, crstate):
+    expect = case.get("expect") or {}
+    problems = []
+    status = "SUCCEED" if authret.get("status") == SUCCEED else "FAIL"
+    if "status" in expect and expect["status"] != status:
+        problems.append("status %s, expected %s (reason: %s)" % (status, expect["status"], authret.get("reason")))
+    proplist = authret.get("proplist") or {}
+    if "group" in expect and proplist.get("conn_group") != expect["group"]:
+        problems.append("group %r, expected %r" % (proplist.get("conn_group"), expect["group"]))
+    for name, value in (expect.get("properties") or {}).items():
+        if proplist.get(name) != (None if value is None else str(value)):
+            problems.append("property %s is %r, expected %r" % (name, proplist.get(name), value))
+    for name, value in (expect.get("saved") or {}).items():
+        if save.get(name) != (None if value is None else str(value)):
+            problems.append("saved %s is %r, expected %r" % (name, save.get(name), value))
+    for field in ("reason", "client_reason"):
+        if field in expect and str(expect[field]) not in str(authret.get(field) or ""):
+            problems.append("%s %r does not contain %r" % (field, authret.get(field), expect[field]))
+    if "challenge" in expect and bool(crstate.challenge) != bool(expect["challenge"]):
+        problems.append("challenge %r, expected %s" % (crstate.challenge, "one" if expect["challenge"] else "none"))
+    return problems
+
+
+def main(argv):
+    if len(argv) != 3:
+        sys.stderr.write(__doc__)
+        return 2
+    install_pyovpn()
+    with open(argv[1], "rb") as handle:
+        text = handle.read().decode("utf-8")
+    with open(argv[2]) as handle:
+        cases = json.load(handle)
+    report = {"python": "%d.%d.%d" % sys.version_info[:3], "cases": [], "passed": 0, "failed": 0}
+    namespace = {"__name__": "post_auth_script", "SUCCEED": SUCCEED, "FAIL": FAIL}
+    # what the script prints goes to the log on the server; here to stderr, not the report
+    quiet = contextlib.redirect_stdout(sys.stderr)
+    try:
+        with quiet:
+            exec(compile(text, "<string>", "exec"), namespace)
+        if not callable(namespace.get("post_auth")) and not callable(namespace.get("post_auth_cr")):
+            raise ValueError("the script defines neither post_auth nor post_auth_cr")
+    except Exception as exc:  # noqa: BLE001 - report whatever keeps the script from loading
+        report["error"] = traceback.format_exc()
+        report["summary"] = ["the script does not load: %s: %s" % (type(exc).__name__, exc)]
+        print(json.dumps(report, indent=2, sort_keys=True))
+        return 2
+    for index, case in enumerate(cases):
+        name = case.get("name") or "case %d" % (index + 1)
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                authret, save, crstate = call(namespace, arguments(case), (case.get("client") or {}).get("response"))
+            problems = check(case, authret, save, crstate)
+            result = {"name": name, "status": "SUCCEED" if authret.get("status") == SUCCEED else "FAIL",
+                      "reason": authret.get("reason"), "client_reason": authret.get("client_reason"),
+                      "group": (authret.get("proplist") or {}).get("conn_group"), "problems": problems}
+        except Exception:  # noqa: BLE001 - a broken case is a failed case
+            result = {"name": name, "problems": ["the case could not run: %s" % traceback.format_exc()]}
+        report["cases"].append(result)
+        report["failed" if result["problems"] else "passed"] += 1
+    report["summary"] = ["%s: %s" % (case["name"], "; ".join(case["problems"]))
+                         for case in report["cases"] if case["problems"]]
+    print(json.dumps(report, indent=2, sort_keys=True))
+    return 1 if report["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
