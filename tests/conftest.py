@@ -156,11 +156,14 @@ def recap(output):
 def make_fleet(tmp_path):
     """make_fleet(n, *installer_options) -> {name: Server}, each its own emulator root."""
 
+    fleets = iter(range(1000))
+
     def make(count, *options):
+        folder = tmp_path / ("fleet%d" % next(fleets))
         fleet = {}
         for index in range(1, count + 1):
             name = "as%02d" % index
-            fleet[name] = install_server(tmp_path / "fleet" / name, *options)
+            fleet[name] = install_server(folder / name, *options)
         return fleet
 
     return make

@@ -44,7 +44,7 @@ PROPERTY_TYPES = {
     "prop_expire_halt": bool,
 }
 APP_ERRORS = ("ERR_NO_VERSION", "ERR_MANY_FOUND", "ERR_REGEX")
-APP_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+APP_NAME = re.compile(r"^[A-Za-z0-9_]+\Z")
 HW_ADDRESS = re.compile(r"^[0-9A-Fa-f]{2}([:-]?)(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}$")
 
 
@@ -282,7 +282,7 @@ def host_checker_apps(apps, name="post_auth_host_checker_apps"):
             _fail(item, "lists %s for platform %s twice" % (app_name, platform))
         seen.add((app_name.upper(), platform))
         regex = app.get("regex")
-        if not isinstance(regex, str) or not regex or "\n" in regex:
+        if not isinstance(regex, str) or not regex or "\n" in regex or "\r" in regex:
             _fail(item + ".regex", "must be a one-line regular expression")
         try:
             re.compile(regex)

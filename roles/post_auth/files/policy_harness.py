@@ -96,6 +96,13 @@ class CRState(dict):
         return authret
 
 
+def property_text(value):
+    """A property value as Access Server stores it: booleans as "true"/"false", the rest as strings."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def arguments(case):
     client = case.get("client") or {}
     web = bool(client.get("web", False))
@@ -116,7 +123,7 @@ def arguments(case):
     else:
         attributes["reauth"] = bool(client.get("reauth", False))
     proplist = {"type": "user_connect"}
-    proplist.update({str(k): str(v) for k, v in (case.get("properties") or {}).items()})
+    proplist.update({str(k): property_text(v) for k, v in (case.get("properties") or {}).items()})
     authret = {"status": SUCCEED, "user": case["user"], "reason": "primary auth succeeded", "proplist": proplist}
     info = {"auth_method": case.get("auth_method", "local")}
     ldap = case.get("ldap")
@@ -174,10 +181,10 @@ def check(case, authret, save, crstate):
     if "group" in expect and proplist.get("conn_group") != expect["group"]:
         problems.append("group %r, expected %r" % (proplist.get("conn_group"), expect["group"]))
     for name, value in (expect.get("properties") or {}).items():
-        if proplist.get(name) != (None if value is None else str(value)):
+        if proplist.get(name) != (None if value is None else property_text(value)):
             problems.append("property %s is %r, expected %r" % (name, proplist.get(name), value))
     for name, value in (expect.get("saved") or {}).items():
-        if save.get(name) != (None if value is None else str(value)):
+        if save.get(name) != (None if value is None else property_text(value)):
             problems.append("saved %s is %r, expected %r" % (name, save.get(name), value))
     for field in ("reason", "client_reason"):
         if field in expect and str(expect[field]) not in str(authret.get(field) or ""):
@@ -194,8 +201,8 @@ def main(argv):
     install_pyovpn()
     with open(argv[1], "rb") as handle:
         text = handle.read().decode("utf-8")
-    with open(argv[2]) as handle:
-        cases = json.load(handle)
+    with open(argv[2], "rb") as handle:
+        cases = json.loads(handle.read().decode("utf-8"))
     report = {"python": "%d.%d.%d" % sys.version_info[:3], "cases": [], "passed": 0, "failed": 0}
     namespace = {"__name__": "post_auth_script", "SUCCEED": SUCCEED, "FAIL": FAIL}
     # what the script prints goes to the log on the server; here to stderr, not the report
