@@ -20,6 +20,9 @@ def post_auth_settings(params):
         settings, flags, digest = build_settings(dict(params))
     except SettingsError as exc:
         raise AnsibleFilterError(str(exc)) from None
+    except (TypeError, AttributeError, ValueError) as exc:
+        # a value of the wrong shape that the argument specs let through
+        raise AnsibleFilterError("post_auth variables: a value has the wrong type: %s" % exc) from None
     return {"settings": settings, "flags": flags, "sha256": digest, "features": settings["features"]}
 
 

@@ -89,6 +89,9 @@ def normalize_hw_address(value, name):
 
 
 def _version(value, name):
+    if isinstance(value, float):
+        # YAML reads 1.10 as the number 1.1: only a quoted version is unambiguous
+        _fail(name, "%r is a number; quote the version (\"%s\") so that YAML keeps it as written" % (value, value))
     text = str(value).strip()
     numbers = [int(n) for n in re.findall(r"\d+", text)]
     if not numbers or not re.match(r"^v?\d+(\.\d+)*$", text):

@@ -151,7 +151,7 @@ def call(namespace, args, answer_text):
     def run():
         try:
             outcome["value"] = entry(*call_args)
-        except Exception as exc:  # noqa: BLE001 - Access Server fails the login on any exception
+        except BaseException as exc:  # noqa: BLE001 - Access Server fails the login on any exception
             outcome["error"] = "%s: %s" % (type(exc).__name__, exc)
 
     if namespace.get("SYNCHRONOUS"):
