@@ -12,17 +12,21 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: help venv demo test lint sanity unit integration bench clean
+.PHONY: help venv demo test lint sanity unit integration policy bench clean
 
 help:
 	@echo "make demo   roll a post-auth script out to an emulated fleet of three servers"
-	@echo "make test   run every check CI runs (lint, sanity, unit and integration tests)"
+	@echo "make test   run every check CI runs (lint, sanity, unit, integration and policy tests)"
 	@echo "make bench  run the benchmarks in bench/ (reports in bench/results/)"
 	@echo "make clean  remove the virtual environment and everything generated"
 
 $(VENV)/.installed: requirements-dev.txt
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || tests/bin/system-packages python3-venv
 	$(PYTHON) -m venv $(VENV)
+	@# python-ldap builds from source: a compiler, the LDAP/SASL headers and Python's own headers
+	tests/bin/system-packages gcc libldap2-dev libsasl2-dev
+	@$(PYTHON) -c 'import os, sysconfig; raise SystemExit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+	  || tests/bin/system-packages python3-dev
 	$(BIN)/pip install --quiet --disable-pip-version-check --requirement requirements-dev.txt
 	touch $@
 
@@ -31,7 +35,7 @@ venv: $(VENV)/.installed
 demo: venv
 	demo/run
 
-test: lint sanity unit integration
+test: lint sanity unit integration policy
 
 lint: venv
 	ruff check .
@@ -46,6 +50,11 @@ unit: venv
 
 integration: venv
 	$(PYTEST) tests/integration
+
+# rendered scripts driven through the emulator's authcli against real slapd and FreeRADIUS
+# (the tests install the Debian packages, start private instances on loopback and stop them)
+policy: venv
+	$(PYTEST) tests/policy
 
 bench: venv
 	$(BIN)/python bench/fleet_config.py

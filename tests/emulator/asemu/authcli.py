@@ -17,7 +17,7 @@ import sys
 import time
 import uuid
 
-from asemu import passwords, postauth
+from asemu import backends, passwords, postauth
 from asemu.root import Root
 from asemu.store import Store
 from pyovpn.plugin import FAIL, SUCCEED
@@ -129,11 +129,42 @@ class Authentication(object):
         elif method == "saml":
             info["saml_attr"] = _pairs(args.saml_attr, "--saml-attr")
             authret.update(status=SUCCEED, reason="SAML auth succeeded")
+        elif method == "ldap":
+            # the user name as the directory spells it (the value of uname_attr)
+            result = backends.ldap_authenticate(self.config, args.user, self.password(), self.ldap_api())
+            info.update(result.info)
+            authret.update(status=SUCCEED if result.ok else FAIL, reason=result.reason)
+            if result.ok:
+                authret["user"] = result.user
+        elif method == "radius":
+            # the user name as typed
+            result = backends.radius_authenticate(self.config, args.user, self.password())
+            authret.update(status=SUCCEED if result.ok else FAIL, reason=result.reason, user=args.user)
+            if result.ok:
+                info.update(result.info)
         else:
             authret["reason"] = "%s auth failed: method not available in this emulator" % method
         if authret["status"] == SUCCEED:
-            authret["proplist"] = self.proplist(user)
+            name = authret["user"]
+            authret["proplist"] = self.proplist(self.find_user(name) or name)
         return authret, info
+
+    def ldap_api(self):
+        return self.root.settings().get("ldap_api") or "ldap3"
+
+    def restore_info(self, saved):
+        """The info of the authentication a challenge answer continues (saved without ldap_context)."""
+        info = dict(saved)
+        if isinstance(info.get("radius_reply"), dict):
+            # JSON turned the attribute numbers into strings
+            info["radius_reply"] = {int(k): v for k, v in info["radius_reply"].items()}
+        if info.get("auth_method") == "ldap":
+            context, error = backends.ldap_context(self.config, self.ldap_api())
+            if error:
+                self.root.log("auth#warning", "LDAP context for the challenge answer: %s" % error)
+            if context is not None:
+                info["ldap_context"] = context
+        return info
 
     def password(self):
         if self.args.password is None:
@@ -176,6 +207,14 @@ class Authentication(object):
 
     # the whole run -----------------------------------------------------------
     def run(self):
+        self.info = {}
+        try:
+            return self._run()
+        finally:
+            # the LDAP connection handed to the script is not used after it returns
+            backends.close_context(self.info.get("ldap_context"))
+
+    def _run(self):
         script, load_error = None, None
         text = self.config.get(postauth.SCRIPT_KEY)
         if text:
@@ -203,10 +242,11 @@ class Authentication(object):
                 return {"status": FAIL, "user": self.args.user, "reason": "challenge state unknown or expired"}
             user = saved["user"]
             authret = {"status": SUCCEED, "user": user, "reason": saved["reason"], "proplist": self.proplist(user)}
-            info = saved["info"]
+            info = self.info = self.restore_info(saved["info"])
             crstate = postauth.CRState(saved["data"], answer=answer)
         else:
             authret, info = self.primary(script)
+            self.info = info
             crstate = postauth.CRState()
             if authret["status"] != SUCCEED:
                 return authret

@@ -116,6 +116,10 @@ def parse_args(argv):
         "--value-file-strip", action="store_true", help="ConfigPut strips trailing newlines of --value_file"
     )
     parser.add_argument(
+        "--ldap-api", choices=("ldap3", "python-ldap"), default=DEFAULT_SETTINGS["ldap_api"],
+        help="what info['ldap_context'] is after an LDAP login: an ldap3 Connection or a python-ldap LDAPObject",
+    )
+    parser.add_argument(
         "--log-file", default=DEFAULT_SETTINGS["log_file"], help="server log (relative to ROOT unless absolute)"
     )
     parser.add_argument("--python", default="/usr/bin/env python3", help="interpreter for the tools' #! line")
@@ -168,6 +172,7 @@ def main(argv):
         "configput_output": args.configput_output,
         "start_output": args.start_output,
         "value_file_strip": args.value_file_strip,
+        "ldap_api": args.ldap_api,
         "log_file": args.log_file,
     }
     with open(root.settings_file, "w") as handle:

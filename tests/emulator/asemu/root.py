@@ -28,6 +28,10 @@ DEFAULT_SETTINGS = {
     # seconds after `start` during which `status` still reports the
     # restarted services as "off"
     "settle_seconds": 0,
+    # the API of info['ldap_context'] in post-auth scripts after an LDAP login:
+    # "ldap3" (an ldap3.Connection, AS 2.8 and later) or "python-ldap" (a
+    # python-ldap LDAPObject, earlier versions)
+    "ldap_api": "ldap3",
     # where the log goes; relative paths are relative to the root
     "log_file": "log/openvpnas.log",
 }
