@@ -12,30 +12,44 @@ from ansible_collections.ovpnas.fleet.plugins.plugin_utils.post_auth import (
     SettingsError,
     build_settings,
     device_registry,
+    totp_seeds,
 )
 
 
-def post_auth_settings(params):
+def _run(function, params):
     try:
-        settings, flags, digest = build_settings(dict(params))
+        return function(dict(params))
     except SettingsError as exc:
         raise AnsibleFilterError(str(exc)) from None
     except (TypeError, AttributeError, ValueError) as exc:
         # a value of the wrong shape that the argument specs let through
         raise AnsibleFilterError("post_auth variables: a value has the wrong type: %s" % exc) from None
-    return {"settings": settings, "flags": flags, "sha256": digest, "features": settings["features"]}
 
 
-def post_auth_device_registry(params):
-    try:
-        return device_registry(dict(params))
-    except SettingsError as exc:
-        raise AnsibleFilterError(str(exc)) from None
+def post_auth_settings(params):
+    settings, flags, digest, secrets = _run(build_settings, params)
+    values = []
+    for value in secrets.values():
+        values.extend(value.values() if isinstance(value, dict) else [value])
+    return {"settings": settings, "flags": flags, "sha256": digest, "features": settings["features"],
+            "secrets": secrets, "secret_values": values}
+
+
+def post_auth_user_properties(params):
+    """The user properties the role pushes: device registrations and TOTP seeds, per user."""
+    users = {}
+    if params.get("device_pinning"):
+        for user, props in _run(device_registry, params).items():
+            users.setdefault(user, {}).update(props)
+    if params.get("challenge") and (params.get("challenge_verify") or "totp") == "totp":
+        for user, props in _run(totp_seeds, params).items():
+            users.setdefault(user, {}).update(props)
+    return users
 
 
 class FilterModule:
     def filters(self):
         return {
             "post_auth_settings": post_auth_settings,
-            "post_auth_device_registry": post_auth_device_registry,
+            "post_auth_user_properties": post_auth_user_properties,
         }

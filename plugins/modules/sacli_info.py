@@ -124,7 +124,7 @@ post_auth:
       type: dict
       sample: {generator: ovpnas.fleet, version: 0.1.0, features: device_pinning, settings_sha256: 1f2e}
     content:
-      description: The script, when O(include_script=true).
+      description: The script, when O(include_script=true); lines marked C(# ovpnas.fleet.secret) are masked.
       type: str
   sample: {present: true, sha256: 3f78, size: 2048, entry_point: post_auth, header: {}}
 app_verify:
@@ -185,6 +185,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     SacliRunner,
     fail_from_error,
     mask,
+    mask_secret_lines,
     parse_script_header,
     sacli_argument_spec,
     sha256_text,
@@ -206,7 +207,7 @@ def script_facts(text, include):
         header=parse_script_header(text),
     )
     if include:
-        facts["content"] = text
+        facts["content"] = mask_secret_lines(text)
     return facts
 
 
@@ -271,8 +272,11 @@ def main():
             if "config" in gather:
                 names = params["keys"] or sorted(config)
                 result["config"] = {n: shown(n, config.get(n)) for n in names}
-                if result["config"].get(POST_AUTH_KEY) is not None and not params["include_script"]:
-                    result["config"][POST_AUTH_KEY] = "<omitted: see post_auth>"
+                if result["config"].get(POST_AUTH_KEY) is not None:
+                    script = result["config"][POST_AUTH_KEY]
+                    result["config"][POST_AUTH_KEY] = (
+                        mask_secret_lines(script) if params["include_script"] else "<omitted: see post_auth>"
+                    )
             if "post_auth" in gather:
                 result["post_auth"] = script_facts(config.get(POST_AUTH_KEY), params["include_script"])
             if "app_verify" in gather:

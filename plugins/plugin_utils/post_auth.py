@@ -15,8 +15,9 @@ import ipaddress
 import json
 import re
 
-# The order in which capabilities run; the first refusal ends the chain.
-CHAIN = ("custom_auth", "group_mapping", "device_pinning", "host_checker", "mfa")
+# The order in which capabilities run; the first refusal ends the chain. The last step is
+# the MFA: Duo or the custom challenge/response, one of them.
+CHAIN = ("custom_auth", "group_mapping", "device_pinning", "host_checker", "duo", "challenge")
 
 DEFAULT_MESSAGES = {
     "internal_error": "Authentication failed. Please contact your administrator.",
@@ -31,8 +32,21 @@ DEFAULT_MESSAGES = {
     "app_outdated": "{app} must be updated to version {min_version} or later.",
     "app_unverifiable": "{app} could not be verified on this device.",
     "platform_cannot_report": "This device cannot report its applications, which is required.",
+    "custom_auth_failed": "Wrong user name or password.",
+    "custom_auth_unavailable": "Authentication is unavailable right now. Please try again later.",
+    "duo_prompt": "Duo two-factor: enter a passcode, or push, phone or sms",
+    "duo_sms_sent": "Duo sent you new passcodes by SMS: enter one",
+    "duo_invalid_answer": "Enter a Duo passcode, or push, phone or sms.",
+    "duo_denied": "Duo two-factor authentication was denied.",
+    "duo_enroll": "Enroll in Duo two-factor authentication first: {url}",
+    "duo_unavailable": "Two-factor authentication is unavailable right now. Please try again later.",
+    "challenge_wrong": "Wrong code.",
+    "challenge_retry": "Wrong code, try again.",
+    "challenge_no_secret": "No one-time code is set up for your account.",
+    "challenge_unavailable": "Your code could not be checked right now. Please try again later.",
 }
 
+MAPPING_SOURCES = ("ldap", "radius", "saml", "custom_auth")
 RADIUS_ATTRIBUTES = {"Filter-Id": 11, "Class": 25, "Framed-Pool": 88}
 PROPERTY_TYPES = {
     "prop_superuser": bool,
@@ -135,23 +149,25 @@ def _group_mapping(params):
     prefix = "post_auth_group_mapping"
     sources = _str_list(params.get("group_mapping_sources"), prefix + "_sources")
     for source in sources:
-        if source not in ("ldap", "radius", "saml"):
-            _fail(prefix + "_sources", "unknown source %r (ldap, radius, saml)" % source)
+        if source not in MAPPING_SOURCES:
+            _fail(prefix + "_sources", "unknown source %r (%s)" % (source, ", ".join(MAPPING_SOURCES)))
     if not sources:
-        _fail(prefix + "_sources", "needs at least one of ldap, radius, saml")
+        _fail(prefix + "_sources", "needs at least one of %s" % ", ".join(MAPPING_SOURCES))
     case_sensitive = bool(params.get("group_mapping_case_sensitive"))
     rules = []
     for index, rule in enumerate(params.get("group_mapping_rules") or []):
         name = "%s_rules[%d]" % (prefix, index)
         if not isinstance(rule, dict):
             _fail(name, "must be a mapping")
-        unknown = set(rule) - {"name", "ldap_groups", "saml_groups", "radius_attribute", "radius_values",
-                               "radius_pattern", "group", "properties", "deny"}
+        unknown = set(rule) - {"name", "ldap_groups", "saml_groups", "custom_auth_groups", "radius_attribute",
+                               "radius_values", "radius_pattern", "group", "properties", "deny"}
         if unknown:
             _fail(name, "unknown keys %s" % ", ".join(sorted(unknown)))
         ldap_groups = [normalize_dn(g) if "=" in g else g.lower()
                        for g in _str_list(rule.get("ldap_groups"), name + ".ldap_groups")]
         saml_groups = _str_list(rule.get("saml_groups"), name + ".saml_groups", lower=not case_sensitive)
+        custom_groups = _str_list(rule.get("custom_auth_groups"), name + ".custom_auth_groups",
+                                  lower=not case_sensitive)
         attribute = rule.get("radius_attribute")
         values = _str_list(rule.get("radius_values"), name + ".radius_values", lower=not case_sensitive)
         pattern = rule.get("radius_pattern")
@@ -166,8 +182,8 @@ def _group_mapping(params):
                 re.compile(pattern)
             except (re.error, TypeError) as exc:
                 _fail(name + ".radius_pattern", "is not a regular expression: %s" % exc)
-        if not (ldap_groups or saml_groups or attribute):
-            _fail(name, "needs at least one of ldap_groups, saml_groups, radius_attribute")
+        if not (ldap_groups or saml_groups or custom_groups or attribute):
+            _fail(name, "needs at least one of ldap_groups, saml_groups, custom_auth_groups, radius_attribute")
         group = rule.get("group")
         if group is not None and (not isinstance(group, str) or not group.strip()):
             _fail(name + ".group", "must be a non-empty string")
@@ -179,6 +195,7 @@ def _group_mapping(params):
             "name": str(rule.get("name") or "rule %d" % (index + 1)),
             "ldap_groups": ldap_groups,
             "saml_groups": saml_groups,
+            "custom_auth_groups": custom_groups,
             "radius_attribute": RADIUS_ATTRIBUTES.get(attribute),
             "radius_values": values,
             "radius_pattern": pattern,
@@ -333,28 +350,244 @@ def _host_checker(params):
     }
 
 
+PBKDF2_HASH = re.compile(r"^pbkdf2_sha256\$(\d+)\$([^$]+)\$([A-Za-z0-9+/]+={0,2})$")
+TOTP_ALGORITHMS = ("sha1", "sha256", "sha512")
+
+
+def _text(params, key, name, required=False, default=""):
+    value = params.get(key)
+    if value is None or value == "":
+        if required:
+            _fail(name, "is required")
+        return default
+    if not isinstance(value, str):
+        _fail(name, "must be a string")
+    return value.strip()
+
+
+def _number(params, key, name, low, high, default):
+    value = params.get(key, default)
+    if value is None:
+        value = default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        _fail(name, "must be a number from %s to %s" % (low, high))
+    return value
+
+
+def _url(params, key, name):
+    url = _text(params, key, name, required=True)
+    if not re.match(r"^https?://[^/\s]+(/\S*)?$", url):
+        _fail(name, "%r is not an http(s) URL" % url)
+    if url.startswith("http://"):
+        host = url[7:].split("/", 1)[0].split(":", 1)[0]
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            _fail(name, "must use https (plain http only to the server itself)")
+    return url
+
+
+def _secret(params, key, name, secrets, required=False):
+    """A secret given inline (no_log) or as a root-only file on the server; inline wins.
+
+    An inline value goes to ``secrets`` under ``key`` (the script keeps it in SECRETS, apart
+    from SETTINGS); the result says where the script finds it.
+    """
+    value = _text(params, key, name)
+    path = _text(params, key + "_file", name + "_file")
+    if path and not path.startswith("/"):
+        _fail(name + "_file", "must be an absolute path on the server")
+    if required and not (value or path):
+        _fail(name, "is required (or %s_file, a root-only file on the server)" % name)
+    if value:
+        secrets[key] = value
+    return {"secret": key if value else None, "file": path or None}
+
+
+def _http_endpoint(params, prefix, name, secrets):
+    return {
+        "url": _url(params, prefix + "_url", name + "_url"),
+        "ca_file": _text(params, prefix + "_ca_file", name + "_ca_file"),
+        "timeout": _number(params, prefix + "_timeout", name + "_timeout", 1, 120, 5),
+        "token": _secret(params, prefix + "_token", name + "_token", secrets),
+    }
+
+
+def _exemptions(params, prefix, name):
+    return {
+        "exempt_users": _str_list(params.get(prefix + "_exempt_users"), name + "_exempt_users", lower=True),
+        "exempt_groups": _str_list(params.get(prefix + "_exempt_groups"), name + "_exempt_groups", lower=True),
+    }
+
+
+def _custom_auth(params, secrets):
+    name = "post_auth_custom_auth"
+    method = params.get("custom_auth_method") or "http"
+    if method not in ("http", "hashes"):
+        _fail(name + "_method", "must be http or hashes")
+    result = {"method": method}
+    if method == "http":
+        result.update(_http_endpoint(params, "custom_auth", name, secrets))
+        result["success_field"] = _text(params, "custom_auth_success_field", name + "_success_field",
+                                        default="authenticated")
+        result["groups_field"] = _text(params, "custom_auth_groups_field", name + "_groups_field", default="groups")
+    else:
+        hashes = params.get("custom_auth_hashes") or {}
+        if not isinstance(hashes, dict) or not hashes:
+            _fail(name + "_hashes", "must map user names to PBKDF2-SHA256 hashes")
+        table = {}
+        for user, digest in hashes.items():
+            match = PBKDF2_HASH.match(digest) if isinstance(digest, str) else None
+            if not match or int(match.group(1)) < 100000:
+                # never echo the value: it is a password hash
+                _fail("%s_hashes.%s" % (name, user),
+                      "must be pbkdf2_sha256$ITERATIONS$SALT$BASE64 with at least 100000 iterations")
+            table[str(user).lower()] = digest
+        secrets["custom_auth_hashes"] = table
+    return result
+
+
+def _duo(params, secrets):
+    name = "post_auth_duo"
+    skey = _secret(params, "duo_secret_key", name + "_secret_key", secrets, required=True)
+    host = _text(params, "duo_api_host", name + "_api_host", required=True)
+    if not re.match(r"^[A-Za-z0-9.-]+(:\d+)?$", host):
+        _fail(name + "_api_host", "%r is not a host name like api-xxxxxxxx.duosecurity.com" % host)
+    factor = params.get("duo_factor") or "push"
+    if factor not in ("push", "ask"):
+        _fail(name + "_factor", "must be push or ask")
+    fail_mode = params.get("duo_fail_mode") or "secure"
+    if fail_mode not in ("secure", "safe"):
+        _fail(name + "_fail_mode", "must be secure or safe")
+    proxy = _text(params, "duo_proxy", name + "_proxy")
+    if proxy and not re.match(r"^https?://[^/\s]+/?$", proxy):
+        _fail(name + "_proxy", "%r is not a proxy URL like http://proxy.example.com:3128" % proxy)
+    result = {
+        "api_host": host,
+        "ikey": _text(params, "duo_integration_key", name + "_integration_key", required=True),
+        "skey": skey,
+        "ca_file": _text(params, "duo_ca_file", name + "_ca_file"),
+        "timeout": _number(params, "duo_timeout", name + "_timeout", 1, 120, 10),
+        "auth_timeout": _number(params, "duo_auth_timeout", name + "_auth_timeout", 5, 300, 60),
+        "proxy": proxy,
+        "fail_mode": fail_mode,
+        "factor": factor,
+        "static_challenge": bool(params.get("duo_static_challenge")),
+    }
+    result.update(_exemptions(params, "duo", name))
+    return result
+
+
+def _challenge(params, secrets):
+    name = "post_auth_challenge"
+    verify = params.get("challenge_verify") or "totp"
+    if verify not in ("totp", "http"):
+        _fail(name + "_verify", "must be totp or http")
+    result = {
+        "text": _text(params, "challenge_text", name + "_text", default="Enter your one-time code"),
+        "static": bool(params.get("challenge_static", True)),
+        "echo": bool(params.get("challenge_echo", False)),
+        "verify": verify,
+        "skip_reauth": bool(params.get("challenge_skip_reauth", True)),
+        "max_attempts": _number(params, "challenge_max_attempts", name + "_max_attempts", 1, 10, 3),
+    }
+    if "\n" in result["text"]:
+        _fail(name + "_text", "must be one line")
+    result.update(_exemptions(params, "challenge", name))
+    if verify == "http":
+        result.update(_http_endpoint(params, "challenge", name, secrets))
+    else:
+        algorithm = params.get("challenge_totp_algorithm") or "sha1"
+        if algorithm not in TOTP_ALGORITHMS:
+            _fail(name + "_totp_algorithm", "must be one of %s" % ", ".join(TOTP_ALGORITHMS))
+        digits = params.get("challenge_totp_digits", 6)
+        if digits not in (6, 7, 8) or isinstance(digits, bool):
+            _fail(name + "_totp_digits", "must be 6, 7 or 8")
+        result["totp"] = {
+            "algorithm": algorithm,
+            "digits": digits,
+            "period": _number(params, "challenge_totp_period", name + "_totp_period", 15, 120, 30),
+            "window": _number(params, "challenge_totp_window", name + "_totp_window", 0, 10, 1),
+            "property": _text(params, "challenge_totp_property", name + "_totp_property", default="pvt_totp_secret"),
+        }
+        if not result["totp"]["property"].startswith("pvt_"):
+            _fail(name + "_totp_property", "must be a private property (pvt_...), so that users never see it")
+    return result
+
+
+def totp_seeds(params):
+    """Inventory TOTP seeds as user properties: {user: {pvt_totp_secret: BASE32}}."""
+    name = "post_auth_challenge_totp_secrets"
+    seeds = params.get("challenge_totp_secrets") or {}
+    if not isinstance(seeds, dict):
+        _fail(name, "must map user names to base32 seeds")
+    prop = params.get("challenge_totp_property") or "pvt_totp_secret"
+    users = {}
+    for user, seed in seeds.items():
+        text = re.sub(r"[\s=]", "", seed).upper() if isinstance(seed, str) else ""
+        if len(text) < 16 or not re.match(r"^[A-Z2-7]+$", text):
+            # never echo the value: it is a secret
+            _fail("%s.%s" % (name, user), "must be a base32 seed of at least 16 characters (80 bits)")
+        users[str(user)] = {prop: text}
+    return users
+
+
 def build_settings(params):
     """The settings of the script, from the role's variables without their prefix.
 
     ``params`` maps names like ``device_pinning`` (the switch) and ``device_pinning_mode``
-    to values. Returns (settings, flags, sha256).
+    to values. Returns (settings, flags, sha256, secrets): the secrets given inline, by name,
+    which the script keeps in SECRETS, on lines marked as secret.
     """
+    if params.get("duo") and params.get("challenge"):
+        _fail("post_auth_duo", "and post_auth_challenge are both on: the script asks for one second factor")
     settings = {"messages": _messages(params.get("messages"))}
-    builders = {"group_mapping": _group_mapping, "device_pinning": _device_pinning, "host_checker": _host_checker}
+    secrets = {}
+    builders = {
+        "custom_auth": lambda p: _custom_auth(p, secrets),
+        "group_mapping": _group_mapping,
+        "device_pinning": _device_pinning,
+        "host_checker": _host_checker,
+        "duo": lambda p: _duo(p, secrets),
+        "challenge": lambda p: _challenge(p, secrets),
+    }
     features = []
     for feature in CHAIN:
-        if feature in builders and params.get(feature):
+        if params.get(feature):
             settings[feature] = builders[feature](params)
             features.append(feature)
     if params.get("device_pinning"):
         device_registry(params)
+    if params.get("challenge"):
+        totp_seeds(params)
     settings["features"] = features
+    flags = _flags(settings)
+    # the secrets count too: a rotated key is a different script
+    canonical = json.dumps({"settings": settings, "flags": flags, "secrets": secrets}, sort_keys=True,
+                           separators=(",", ":"))
+    return settings, flags, hashlib.sha256(canonical.encode("utf-8")).hexdigest(), secrets
+
+
+def _flags(settings):
+    """The module-level flags the enabled capabilities need, and only those."""
     mapping = settings.get("group_mapping")
-    flags = {
-        # LDAP searches are network I/O: run the script in a worker thread then
-        "SYNCHRONOUS": not (mapping and "ldap" in mapping["sources"]),
-    }
+    network = bool(
+        (mapping and "ldap" in mapping["sources"])
+        or (settings.get("custom_auth") or {}).get("method") == "http"
+        or "duo" in settings
+        or (settings.get("challenge") or {}).get("verify") == "http"
+    )
+    # blocking network calls run in a worker thread
+    flags = {"SYNCHRONOUS": not network}
     if mapping and (mapping["default_group"] or any(rule["group"] for rule in mapping["rules"])):
         flags["GROUP_SELECT"] = True
-    canonical = json.dumps({"settings": settings, "flags": flags}, sort_keys=True, separators=(",", ":"))
-    return settings, flags, hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    if "custom_auth" in settings:
+        flags["AUTH_NULL"] = True
+        flags["RETAIN_PASSWORD"] = True
+    challenge = settings.get("challenge")
+    if challenge and challenge["static"]:
+        flags["STATIC_CHALLENGE"] = challenge["text"]
+        flags["STATIC_CHALLENGE_ECHO"] = challenge["echo"]
+    duo = settings.get("duo")
+    if duo and duo["static_challenge"]:
+        flags["STATIC_CHALLENGE"] = settings["messages"]["duo_prompt"]
+        flags["STATIC_CHALLENGE_ECHO"] = True
+    return flags

@@ -119,7 +119,8 @@ def test_header_carries_version_and_settings_sha(tmp_path, make_fleet):
     "variables, message",
     [
         ({"post_auth_group_mapping": True, "post_auth_group_mapping_rules": [{"group": "x"}]},
-         "post_auth_group_mapping_rules[0]: needs at least one of ldap_groups, saml_groups, radius_attribute"),
+         "post_auth_group_mapping_rules[0]: needs at least one of ldap_groups, saml_groups, custom_auth_groups, "
+         "radius_attribute"),
         ({"post_auth_device_pinning": True, "post_auth_device_pinning_max_devices": 11},
          "post_auth_device_pinning_max_devices: must be a number from 1 to 10"),
         ({"post_auth_device_pinning": True, "post_auth_device_pinning_registry": {"bob": ["not-a-mac"]}},

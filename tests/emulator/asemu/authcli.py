@@ -107,7 +107,9 @@ class Authentication(object):
     def primary(self, script):
         """Authenticate with the configured method; return (authret, info)."""
         args = self.args
-        if script is not None and script.flag("AUTH_NULL"):
+        if script is not None and script.flag("AUTH_NULL") and args.auth_method not in ("session", "autologin"):
+            # PAS only: the primary method lets everyone through; sessions and
+            # auto-login profiles still arrive as what they are
             method = "pas_only"
         else:
             method = args.auth_method or self.config.get("auth.module.type", "local")

@@ -1,4 +1,4 @@
-"""post_auth_settings and post_auth_device_registry: refusals naming the variable, normalization, flags, hashes."""
+"""post_auth_settings and post_auth_user_properties: refusals naming the variable, normalization, flags, hashes."""
 
 import copy
 import os
@@ -9,9 +9,15 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.ovpnas.fleet.plugins.filter.post_auth import (
     FilterModule,
-    post_auth_device_registry,
     post_auth_settings,
+    post_auth_user_properties,
 )
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.post_auth import DEFAULT_MESSAGES
+
+
+def post_auth_device_registry(values):
+    """The device registry part of the user properties the role pushes."""
+    return post_auth_user_properties(dict(values, device_pinning=True))
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 ROLE_DEFAULTS = os.path.join(REPO, "roles", "post_auth", "defaults", "main.yml")
@@ -106,7 +112,8 @@ REFUSALS = [
                  "post_auth_group_mapping_sources[1]: must be a non-empty string", id="blank-source"),
     # group mapping: rules
     pytest.param(mapping(group_mapping_rules=[ADMINS, {"name": "nothing to match", "group": "staff"}]),
-                 "post_auth_group_mapping_rules[1]: needs at least one of ldap_groups, saml_groups, radius_attribute",
+                 "post_auth_group_mapping_rules[1]: needs at least one of ldap_groups, saml_groups, "
+                 "custom_auth_groups, radius_attribute",
                  id="rule-without-criterion"),
     pytest.param(mapping(group_mapping_rules=[rule(ldap_groups=[])]),
                  "post_auth_group_mapping_rules[0]: needs at least one of", id="rule-with-empty-criterion"),
@@ -361,7 +368,7 @@ def test_filter_errors_are_ansible_filter_errors_without_chained_cause():
 
 def test_filter_module_exposes_both_filters():
     filters = FilterModule().filters()
-    assert filters == {"post_auth_settings": post_auth_settings, "post_auth_device_registry": post_auth_device_registry}
+    assert filters == {"post_auth_settings": post_auth_settings, "post_auth_user_properties": post_auth_user_properties}
 
 
 # --- accepted inputs -------------------------------------------------------------------------------------------------
@@ -442,7 +449,8 @@ def test_rule_defaults_and_group_trimmed():
     values = mapping(group_mapping_rules=[ADMINS, {"saml_groups": ["x"], "group": " staff "}])
     rules = settings(values)["group_mapping"]["rules"]
     assert rules[1] == {
-        "name": "rule 2", "ldap_groups": [], "saml_groups": ["x"], "radius_attribute": None, "radius_values": [],
+        "name": "rule 2", "ldap_groups": [], "saml_groups": ["x"], "custom_auth_groups": [],
+        "radius_attribute": None, "radius_values": [],
         "radius_pattern": None, "group": "staff", "properties": {}, "deny": False,
     }
     assert rules[0]["name"] == "admins"
@@ -549,7 +557,7 @@ def test_host_checker_normalized():
 def test_group_mapping_defaults_from_the_role():
     found = settings(mapping())["group_mapping"]
     assert {key: value for key, value in found.items() if key != "rules"} == {
-        "sources": ["ldap", "radius", "saml"],
+        "sources": ["ldap", "radius", "saml", "custom_auth"],
         "ldap_mode": "member_of",
         "ldap_member_attribute": "memberOf",
         "ldap_group_base": "",
@@ -571,7 +579,8 @@ def test_messages_merged_with_defaults():
     messages = result["messages"]
     assert messages["group_denied"] == "Ask the help desk."
     assert messages["internal_error"] == "Authentication failed. Please contact your administrator."
-    assert len(messages) == 12
+    assert set(messages) == set(DEFAULT_MESSAGES)
+    assert all(messages[k] == v for k, v in DEFAULT_MESSAGES.items() if k != "group_denied")
 
 
 # --- features and flags ----------------------------------------------------------------------------------------------
