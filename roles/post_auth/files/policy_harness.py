@@ -79,6 +79,8 @@ def answer(user_dn, groups, base, base_scope):
 
 
 class CRState(dict):
+    """The challenge/response state: dict-like, with the answer of the client's second login."""
+
     def __init__(self, answer_text=None):
         dict.__init__(self)
         self.answer = answer_text
@@ -103,7 +105,7 @@ def property_text(value):
     return str(value)
 
 
-def arguments(case):
+def arguments(case, namespace, answering=False):
     client = case.get("client") or {}
     web = bool(client.get("web", False))
     client_info = {str(k): str(v) for k, v in (client.get("info") or {}).items()}
@@ -115,8 +117,10 @@ def arguments(case):
         client_info.setdefault("IV_PLAT", client["platform"])
     if client.get("version"):
         client_info.setdefault("UV_ASCLI_VER", client["version"])
-    if client.get("static_response") is not None:
+    if client.get("static_response") is not None and not answering:
         authcred["static_response"] = client["static_response"]
+    if namespace.get("RETAIN_PASSWORD") and client.get("password") is not None:
+        authcred["password"] = client["password"]
     attributes = {"client_info": client_info, "vpn_auth": not web}
     if web:
         attributes["log_service_name"] = "WEB_CLIENT"
@@ -142,9 +146,19 @@ def arguments(case):
     return authcred, attributes, authret, info
 
 
-def call(namespace, args, answer_text):
+def run_case(namespace, case):
+    """One login; when the script asks a question and the case has an answer, the answering login too."""
+    response = (case.get("client") or {}).get("response")
+    authret, save, crstate = call(namespace, arguments(case, namespace), CRState())
+    if crstate.challenge and response is not None:
+        # the client reconnects with the answer; the state the script kept comes along
+        crstate.answer, crstate.challenge = str(response), None
+        authret, save, crstate = call(namespace, arguments(case, namespace, answering=True), crstate)
+    return authret, save, crstate
+
+
+def call(namespace, args, crstate):
     entry = namespace.get("post_auth_cr") or namespace.get("post_auth")
-    crstate = CRState(answer_text)
     call_args = args + (crstate,) if "post_auth_cr" in namespace else args
     outcome = {}
 
@@ -221,7 +235,7 @@ def main(argv):
         name = case.get("name") or "case %d" % (index + 1)
         try:
             with contextlib.redirect_stdout(sys.stderr):
-                authret, save, crstate = call(namespace, arguments(case), (case.get("client") or {}).get("response"))
+                authret, save, crstate = run_case(namespace, case)
             problems = check(case, authret, save, crstate)
             result = {"name": name, "status": "SUCCEED" if authret.get("status") == SUCCEED else "FAIL",
                       "reason": authret.get("reason"), "client_reason": authret.get("client_reason"),

@@ -552,3 +552,25 @@ def test_non_ascii_cases_and_script_in_the_c_locale(harness):
                   env=env)
     assert run.rc == 0, (run.report, run.stderr)
     assert run.case("Jürgen")["client_reason"] == "Grüße, jürgen"
+
+
+TWO_LEGS = """
+    RETAIN_PASSWORD = True
+    def post_auth_cr(authcred, attributes, authret, info, crstate):
+        if not crstate.response():
+            crstate["asked"] = "yes:%s:%s" % (authcred.get("password"), authcred.get("static_response"))
+            return crstate.challenge_post_auth(authret, "code?")
+        authret["proplist"]["conn_group"] = "%s|%s|%s" % (
+            crstate.get("asked"), crstate.response(), authcred.get("static_response"))
+        return authret
+"""
+
+
+def test_answering_login_keeps_the_state_of_the_first(harness):
+    """Like a client that reconnects with the answer: the first login's state comes along."""
+    run = harness(TWO_LEGS, [
+        {"name": "round trip", "user": "u",
+         "client": {"password": "pw", "static_response": "st", "response": "42"},
+         "expect": {"status": "SUCCEED", "group": "yes:pw:st|42|None"}},
+    ])
+    assert run.rc == 0, run.report
