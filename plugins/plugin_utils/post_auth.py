@@ -25,6 +25,7 @@ DEFAULT_MESSAGES = {
     "group_unmatched": "Your account is not allowed to use the VPN.",
     "group_denied": "Your account is not allowed to use the VPN.",
     "device_missing_address": "This VPN client does not report a hardware address, which is required.",
+    "device_invalid_address": "This VPN client reports a hardware address that is not valid.",
     "device_not_registered": "This device is not registered for your account.",
     "platform_not_allowed": "VPN connections from this platform are not allowed.",
     "client_too_old": "Please update your VPN client to version {min_version} or later.",
