@@ -8,7 +8,8 @@
 The script is compiled and executed the way Access Server does it (from its text, as
 ``<string>``, with SUCCEED and FAIL in its namespace and ``pyovpn.plugin`` importable), then
 each case calls its entry point with the authcred, attributes, authret and info that Access
-Server would pass for that user, client and directory answer. Prints a JSON report and exits
+Server would pass for that user, client and directory answer. HTTPS calls of the script (Duo,
+endpoints) get the replies the case scripts, never the network. Prints a JSON report and exits
 0 when every case passed, 1 when one failed, 2 when the script cannot be loaded.
 
 Runs on Python 3.6 and newer with the standard library only.
@@ -20,6 +21,7 @@ import sys
 import threading
 import traceback
 import types
+import urllib.parse
 
 SUCCEED, FAIL = 0, 1
 STATUS = {"SUCCEED": SUCCEED, "FAIL": FAIL}
@@ -146,9 +148,37 @@ def arguments(case, namespace, answering=False):
     return authcred, attributes, authret, info
 
 
+class ScriptedHttp:
+    """Stands in for the script's post_json: the case's http_replies, never the network.
+
+    Policy cases run on production servers: a Duo push or a call to a real endpoint must not
+    happen there. A case scripts the replies by URL path, e.g.
+    ``{"/auth/v2/preauth": {"stat": "OK", "response": {"result": "allow"}}}``; a reply may be
+    ``{"status": 503}``, ``{"status": 200, "json": {...}}`` or ``"unavailable"``. A path the
+    case does not script is unavailable.
+    """
+
+    def __init__(self, namespace):
+        self.unavailable = namespace["Unavailable"]
+        self.replies = {}
+
+    def __call__(self, url, body, headers, ca_file="", timeout=5, proxy=""):
+        path = urllib.parse.urlsplit(url).path or "/"
+        reply = self.replies.get(path, "unavailable")
+        if reply == "unavailable":
+            raise self.unavailable("no reply for %s in this policy case" % path)
+        if isinstance(reply, dict) and set(reply) <= {"status", "json"} and "status" in reply:
+            if reply["status"] >= 500:
+                raise self.unavailable("HTTP %d" % reply["status"])
+            return reply["status"], reply.get("json")
+        return 200, reply
+
+
 def run_case(namespace, case):
     """One login; when the script asks a question and the case has an answer, the answering login too."""
     response = (case.get("client") or {}).get("response")
+    if isinstance(namespace.get("post_json"), ScriptedHttp):
+        namespace["post_json"].replies = dict(case.get("http_replies") or {})
     authret, save, crstate = call(namespace, arguments(case, namespace), CRState())
     if crstate.challenge and response is not None:
         # the client reconnects with the answer; the state the script kept comes along
@@ -226,6 +256,8 @@ def main(argv):
             exec(compile(text, "<string>", "exec"), namespace)
         if not callable(namespace.get("post_auth")) and not callable(namespace.get("post_auth_cr")):
             raise ValueError("the script defines neither post_auth nor post_auth_cr")
+        if callable(namespace.get("post_json")) and "Unavailable" in namespace:
+            namespace["post_json"] = ScriptedHttp(namespace)
     except Exception as exc:  # noqa: BLE001 - report whatever keeps the script from loading
         report["error"] = traceback.format_exc()
         report["summary"] = ["the script does not load: %s: %s" % (type(exc).__name__, exc)]

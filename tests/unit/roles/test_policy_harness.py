@@ -574,3 +574,41 @@ def test_answering_login_keeps_the_state_of_the_first(harness):
          "expect": {"status": "SUCCEED", "group": "yes:pw:st|42|None"}},
     ])
     assert run.rc == 0, run.report
+
+
+NETWORK = """
+    class Unavailable(Exception):
+        pass
+
+    def post_json(url, body, headers, ca_file="", timeout=5, proxy=""):
+        import urllib.request
+        urllib.request.urlopen(url, data=body, timeout=timeout)  # the real thing: must never run in a case
+        return 200, {}
+
+    def post_auth(authcred, attributes, authret, info):
+        try:
+            status, reply = post_json("https://api.example.com/auth/v2/preauth", b"{}", {})
+            authret["proplist"]["conn_group"] = "%s:%s" % (status, reply)
+        except Unavailable as exc:
+            authret["proplist"]["conn_group"] = "unavailable: %s" % exc
+        return authret
+"""
+
+
+@pytest.mark.parametrize(
+    "replies, group",
+    [
+        (None, "unavailable: no reply for /auth/v2/preauth in this policy case"),
+        ({"/auth/v2/preauth": {"stat": "OK"}}, "200:{'stat': 'OK'}"),
+        ({"/auth/v2/preauth": {"status": 401, "json": {"stat": "FAIL"}}}, "401:{'stat': 'FAIL'}"),
+        ({"/auth/v2/preauth": {"status": 503}}, "unavailable: HTTP 503"),
+        ({"/auth/v2/preauth": "unavailable"}, "unavailable: no reply for /auth/v2/preauth in this policy case"),
+    ],
+    ids=["unscripted", "json", "status-and-json", "5xx", "unavailable"],
+)
+def test_https_calls_get_scripted_replies_never_the_network(harness, replies, group):
+    case = {"name": "c", "user": "u", "expect": {"group": group}}
+    if replies is not None:
+        case["http_replies"] = replies
+    run = harness(NETWORK, [case])
+    assert run.rc == 0, run.report
