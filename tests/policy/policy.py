@@ -88,8 +88,9 @@ class Scenario:
                    ANSIBLE_NOCOLOR="1", PATH=fleet.ANSIBLE_BIN + os.pathsep + os.environ.get("PATH", ""))
         argv = [os.path.join(fleet.ANSIBLE_BIN, "ansible-playbook"), "-i", self.inventory, PLAYBOOK,
                 "-e", "@" + self.vars_file]
-        self.running = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
+        self.running = subprocess.Popen(
+            argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
 
     def wait(self):
         """Wait for the role run; fail with its output when the play failed."""

@@ -295,4 +295,3 @@ def test_directory_error_with_on_error_default_group(fail_open, api):
     assert "groups of alice could not be read" in log.new()
     assert "using the default group" in log.new()
     assert "conn_group" not in user_props(fail_open.server, "alice")
-

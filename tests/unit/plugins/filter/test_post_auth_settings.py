@@ -19,6 +19,7 @@ def post_auth_device_registry(values):
     """The device registry part of the user properties the role pushes."""
     return post_auth_user_properties(dict(values, device_pinning=True))
 
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 ROLE_DEFAULTS = os.path.join(REPO, "roles", "post_auth", "defaults", "main.yml")
 PREFIX = "post_auth_"
