@@ -58,7 +58,7 @@ options:
         (shell-style patterns allowed).
     type: list
     elements: str
-    default: [auth.ldap.*.bind_pw, auth.radius.*.secret, "*password*", pvt_google_auth_secret*]
+    default: [auth.ldap.*.bind_pw, auth.radius.*.secret, "*password*", pvt_google_auth_secret*, pvt_totp_secret*]
   include_script:
     description:
       - Return the text of the post-auth script (in RV(post_auth.content) and in RV(config)).
@@ -238,7 +238,9 @@ def main():
             type="list",
             elements="str",
             no_log=False,
-            default=["auth.ldap.*.bind_pw", "auth.radius.*.secret", "*password*", "pvt_google_auth_secret*"],
+            # pvt_totp_secret: the TOTP seeds the post_auth role pushes (its default property name)
+            default=["auth.ldap.*.bind_pw", "auth.radius.*.secret", "*password*", "pvt_google_auth_secret*",
+                     "pvt_totp_secret*"],
         ),
         include_script=dict(type="bool", default=False),
     )

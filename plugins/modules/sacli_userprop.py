@@ -72,7 +72,7 @@ options:
         and in every result of the task.
     type: list
     elements: str
-    default: [pvt_password_digest, pvt_google_auth_secret*]
+    default: [pvt_password_digest, pvt_google_auth_secret*, pvt_totp_secret*]
 notes:
   - Changes of private properties (C(pvt_*)) take effect at the next login. Other properties (for example
     access rules or C(conn_group)) may need C(sacli start); RV(restart_required) says so.
@@ -219,7 +219,8 @@ def main():
         state=dict(type="str", choices=["present", "absent"], default="present"),
         exclusive_prefixes=dict(type="list", elements="str", default=[]),
         secret_keys=dict(
-            type="list", elements="str", no_log=False, default=["pvt_password_digest", "pvt_google_auth_secret*"]
+            type="list", elements="str", no_log=False,
+            default=["pvt_password_digest", "pvt_google_auth_secret*", "pvt_totp_secret*"],
         ),
     )
     module = AnsibleModule(
