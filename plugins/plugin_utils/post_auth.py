@@ -459,6 +459,9 @@ def _duo(params, secrets):
     if fail_mode not in ("secure", "safe"):
         _fail(name + "_fail_mode", "must be secure or safe")
     proxy = _text(params, "duo_proxy", name + "_proxy")
+    if proxy and "@" in proxy:
+        # never echo the value: it holds credentials
+        _fail(name + "_proxy", "must not hold credentials: they would be readable in the script")
     if proxy and not re.match(r"^https?://[^/\s]+/?$", proxy):
         _fail(name + "_proxy", "%r is not a proxy URL like http://proxy.example.com:3128" % proxy)
     result = {
@@ -570,14 +573,14 @@ def build_settings(params):
 def _flags(settings):
     """The module-level flags the enabled capabilities need, and only those."""
     mapping = settings.get("group_mapping")
-    network = bool(
+    blocking = bool(
         (mapping and "ldap" in mapping["sources"])
-        or (settings.get("custom_auth") or {}).get("method") == "http"
+        or "custom_auth" in settings
         or "duo" in settings
         or (settings.get("challenge") or {}).get("verify") == "http"
     )
-    # blocking network calls run in a worker thread
-    flags = {"SYNCHRONOUS": not network}
+    # network calls and PBKDF2 work run in a worker thread, not in Access Server's main thread
+    flags = {"SYNCHRONOUS": not blocking}
     if mapping and (mapping["default_group"] or any(rule["group"] for rule in mapping["rules"])):
         flags["GROUP_SELECT"] = True
     if "custom_auth" in settings:

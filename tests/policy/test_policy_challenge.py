@@ -411,6 +411,9 @@ def test_endpoint_that_wants_the_token(verify, http_peer):
     http_peer.token = "another-token"
     refused = verify.login("alice", PASSWORD, "--sr", "123456")
     assert refused["status"] == "FAIL"
+    # a refused token is not a wrong code: no attempt is spent, the user is told to try later
+    assert refused["client_reason"] == MFA_MESSAGES["challenge_unavailable"]
+    assert refused["reason"] == "challenge: verification endpoint answered HTTP 401"
     assert http_peer.last().status == 401
 
 

@@ -200,11 +200,13 @@ def test_endpoint_that_wants_the_token(http, http_peer, built):
     log = Log(relayed.server)
     refused = relayed.login("alice", "alice-pw")
     assert refused["status"] == "FAIL"
-    assert refused["client_reason"] == MFA_MESSAGES["custom_auth_failed"]
+    # a refused token is the endpoint's configuration, not the user's password
+    assert refused["client_reason"] == MFA_MESSAGES["custom_auth_unavailable"]
+    assert refused["reason"] == "custom_auth: authentication endpoint answered HTTP 401"
     request = http_peer.last("/auth")
     assert "Authorization" not in request.headers
     assert request.status == 401
-    assert "authentication endpoint answered HTTP 401 for alice" in log.new()
+    assert "refused alice: custom_auth: authentication endpoint answered HTTP 401" in log.new()
 
 
 @pytest.mark.parametrize("method", ["session", "autologin"])
@@ -273,7 +275,7 @@ def test_endpoint_down_is_refused(built, http_peer):
 
 def test_hashes_role_run(hashes):
     script = hashes.script
-    assert flag_lines(script) == {"SYNCHRONOUS": "True", "AUTH_NULL": "True", "RETAIN_PASSWORD": "True"}
+    assert flag_lines(script) == {"SYNCHRONOUS": "False", "AUTH_NULL": "True", "RETAIN_PASSWORD": "True"}
     for digest in HASHES.values():
         found = lines_with(script, digest)
         assert len(found) == 1 and found[0].endswith(SECRET_MARKER), found

@@ -261,7 +261,8 @@ class Authentication(object):
 
         primary_reason = authret.get("reason", "")
         authcred, attributes = self.client_data()
-        if script.flag("RETAIN_PASSWORD") and answer is None:
+        resumed = info.get("auth_method") in ("session", "autologin")
+        if script.flag("RETAIN_PASSWORD") and answer is None and not resumed:
             authcred["password"] = self.password()
         result, save = postauth.call(script, self.root, authcred, attributes, authret, info, crstate)
 
