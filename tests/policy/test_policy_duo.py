@@ -483,8 +483,9 @@ def test_combined_push_round_trip(combined, duo):
     assert outcome["status"] == "SUCCEED", outcome
     assert outcome.group == "admins"
     assert user_props(combined.server, "alice")["pvt_hw_addr"] == ALICE_LAPTOP
-    assert [(r.path, r.params.get("factor")) for r in duo.requests] == [("/auth/v2/preauth", None),
-                                                                      ("/auth/v2/auth", "push")]
+    assert [(r.path, r.params.get("factor")) for r in duo.requests] == [
+        ("/auth/v2/preauth", None), ("/auth/v2/auth", "push"),
+    ]
     assert {r.params["username"] for r in duo.requests} == {"alice"}
     assert {r.params["ipaddr"] for r in duo.requests} == {OFFICE_IP}
     assert signed_properly(duo, duo.requests)

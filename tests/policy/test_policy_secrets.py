@@ -198,9 +198,11 @@ def test_logs_hold_no_secret(fleet_runs, http_peer):
     servers = fleet_runs["servers"]
     # logins that use the secrets, so that the logs have something to show
     as02 = servers["as02"]
-    assert subprocess.run([as02.authcli_path, "--user", "alice", "--pass", HASHED_PASSWORD, "--sr",
-                                 totp(SEED_ALICE)], capture_output=True, text=True, timeout=60,
-                                check=False).returncode == 0
+    login = subprocess.run(
+        [as02.authcli_path, "--user", "alice", "--pass", HASHED_PASSWORD, "--sr", totp(SEED_ALICE)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert login.returncode == 0
     http_peer.token = CHALLENGE_TOKEN
     as03 = servers["as03"]
     log = Log(as03)
