@@ -58,6 +58,7 @@ policy: venv
 
 bench: venv
 	$(BIN)/python bench/fleet_config.py
+	$(BIN)/python bench/login_cost.py
 
 clean:
 	rm -rf $(VENV) .build .demo tests/output .pytest_cache .ruff_cache

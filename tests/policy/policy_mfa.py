@@ -287,6 +287,17 @@ def crstate_operations(script):
     return used
 
 
+def assert_crstate_used_as_documented(built):
+    """The scripts that ask questions use only what Access Server is known to offer on crstate."""
+    asking = [name for name, scenario in built.items() if "def post_auth_cr(" in scenario.script]
+    assert asking, sorted(built)
+    for name in asking:
+        used = crstate_operations(built[name].script)
+        assert "challenge_post_auth" in used and "response" in used, (name, used)
+        assert used <= CRSTATE_OPERATIONS, (name, sorted(used - CRSTATE_OPERATIONS))
+    return True
+
+
 def assert_compiled_everywhere(built, folder):
     """Every Python 3 of the machine compiled each scenario's script in its role run, and compiles
     the live script now (as Access Server does: from the text, as `<string>`)."""
