@@ -149,7 +149,6 @@ diff:
 """
 
 import fnmatch
-import os
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -272,7 +271,8 @@ def main():
             for key in changed:
                 if not present:
                     runner.config_del(key)
-                elif value_file is not None and os.path.exists(value_file):
+                elif value_file is not None:
+                    # the file was read above: hand it to sacli as it is
                     runner.config_put(key, value_path=value_file)
                 else:
                     runner.config_put(key, value=desired[key])
