@@ -71,6 +71,15 @@ def _fail(name, message):
     raise SettingsError("%s: %s" % (name, message))
 
 
+def _choice(params, key, name, choices, default):
+    """One of `choices` (named in this order in the message), `default` when unset."""
+    value = params.get(key) or default
+    if value not in choices:
+        listed = "%s or %s" % (choices[0], choices[1]) if len(choices) == 2 else "one of %s" % ", ".join(choices)
+        _fail(name, "must be %s" % listed)
+    return value
+
+
 def _str_list(value, name, lower=False):
     if value is None:
         return []
@@ -204,9 +213,8 @@ def _group_mapping(params):
             "properties": properties,
             "deny": deny,
         })
-    ldap_mode = params.get("group_mapping_ldap_mode") or "member_of"
-    if ldap_mode not in ("member_of", "search"):
-        _fail(prefix + "_ldap_mode", "must be member_of or search")
+    ldap_mode = _choice(params, "group_mapping_ldap_mode", prefix + "_ldap_mode", ("member_of", "search"),
+                        "member_of")
     group_base = params.get("group_mapping_ldap_group_base") or ""
     if "ldap" in sources and ldap_mode == "search" and not group_base:
         _fail(prefix + "_ldap_group_base", "is needed with post_auth_group_mapping_ldap_mode=search")
@@ -214,9 +222,7 @@ def _group_mapping(params):
     if not (group_filter.startswith("(") and group_filter.endswith(")")):
         _fail(prefix + "_ldap_group_filter", "must be an LDAP filter in parentheses")
     default_group = params.get("group_mapping_default_group") or None
-    on_error = params.get("group_mapping_on_error") or "deny"
-    if on_error not in ("deny", "default_group"):
-        _fail(prefix + "_on_error", "must be deny or default_group")
+    on_error = _choice(params, "group_mapping_on_error", prefix + "_on_error", ("deny", "default_group"), "deny")
     if on_error == "default_group" and not default_group:
         _fail(prefix + "_on_error", "default_group needs post_auth_group_mapping_default_group")
     return {
@@ -240,9 +246,7 @@ def _group_mapping(params):
 
 def _device_pinning(params):
     prefix = "post_auth_device_pinning"
-    mode = params.get("device_pinning_mode") or "auto"
-    if mode not in ("auto", "manual"):
-        _fail(prefix + "_mode", "must be auto or manual")
+    mode = _choice(params, "device_pinning_mode", prefix + "_mode", ("auto", "manual"), "auto")
     max_devices = params.get("device_pinning_max_devices", 1)
     if isinstance(max_devices, bool) or not isinstance(max_devices, int) or not 1 <= max_devices <= 10:
         _fail(prefix + "_max_devices", "must be a number from 1 to 10")
@@ -334,12 +338,9 @@ def _host_checker(params):
         _fail(prefix + "_on_error", "unknown codes %s (ERR_NOT_FOUND always refuses a required application)"
               % ", ".join(sorted(unknown)))
     minimum = params.get("host_checker_min_client_version")
-    unreporting = params.get("host_checker_unreporting_platforms") or "allow"
-    if unreporting not in ("allow", "deny"):
-        _fail(prefix + "_unreporting_platforms", "must be allow or deny")
-    missing = params.get("host_checker_missing_report") or "deny"
-    if missing not in ("allow", "deny"):
-        _fail(prefix + "_missing_report", "must be allow or deny")
+    unreporting = _choice(params, "host_checker_unreporting_platforms", prefix + "_unreporting_platforms",
+                          ("allow", "deny"), "allow")
+    missing = _choice(params, "host_checker_missing_report", prefix + "_missing_report", ("allow", "deny"), "deny")
     return {
         "apps": host_checker_apps(params.get("host_checker_apps")),
         "errors": errors,
@@ -421,9 +422,7 @@ def _exemptions(params, prefix, name):
 
 def _custom_auth(params, secrets):
     name = "post_auth_custom_auth"
-    method = params.get("custom_auth_method") or "http"
-    if method not in ("http", "hashes"):
-        _fail(name + "_method", "must be http or hashes")
+    method = _choice(params, "custom_auth_method", name + "_method", ("http", "hashes"), "http")
     result = {"method": method}
     if method == "http":
         result.update(_http_endpoint(params, "custom_auth", name, secrets))
@@ -452,12 +451,8 @@ def _duo(params, secrets):
     host = _text(params, "duo_api_host", name + "_api_host", required=True)
     if not re.match(r"^[A-Za-z0-9.-]+(:\d+)?$", host):
         _fail(name + "_api_host", "%r is not a host name like api-xxxxxxxx.duosecurity.com" % host)
-    factor = params.get("duo_factor") or "push"
-    if factor not in ("push", "ask"):
-        _fail(name + "_factor", "must be push or ask")
-    fail_mode = params.get("duo_fail_mode") or "secure"
-    if fail_mode not in ("secure", "safe"):
-        _fail(name + "_fail_mode", "must be secure or safe")
+    factor = _choice(params, "duo_factor", name + "_factor", ("push", "ask"), "push")
+    fail_mode = _choice(params, "duo_fail_mode", name + "_fail_mode", ("secure", "safe"), "secure")
     proxy = _text(params, "duo_proxy", name + "_proxy")
     if proxy and "@" in proxy:
         # never echo the value: it holds credentials
@@ -482,9 +477,7 @@ def _duo(params, secrets):
 
 def _challenge(params, secrets):
     name = "post_auth_challenge"
-    verify = params.get("challenge_verify") or "totp"
-    if verify not in ("totp", "http"):
-        _fail(name + "_verify", "must be totp or http")
+    verify = _choice(params, "challenge_verify", name + "_verify", ("totp", "http"), "totp")
     result = {
         "text": _text(params, "challenge_text", name + "_text", default="Enter your one-time code"),
         "static": bool(params.get("challenge_static", True)),
@@ -499,9 +492,7 @@ def _challenge(params, secrets):
     if verify == "http":
         result.update(_http_endpoint(params, "challenge", name, secrets))
     else:
-        algorithm = params.get("challenge_totp_algorithm") or "sha1"
-        if algorithm not in TOTP_ALGORITHMS:
-            _fail(name + "_totp_algorithm", "must be one of %s" % ", ".join(TOTP_ALGORITHMS))
+        algorithm = _choice(params, "challenge_totp_algorithm", name + "_totp_algorithm", TOTP_ALGORITHMS, "sha1")
         digits = params.get("challenge_totp_digits", 6)
         if digits not in (6, 7, 8) or isinstance(digits, bool):
             _fail(name + "_totp_digits", "must be 6, 7 or 8")
