@@ -151,8 +151,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     sacli_argument_spec,
     to_sacli_string,
 )
-
-CREATE_DEFAULTS = dict(user=dict(type="user_connect"), group=dict(type="group", group_declare="true"))
+from ansible_collections.ovpnas.fleet.plugins.module_utils.userprops import needs_restart, plan_users, put_order
 
 
 def wanted(module):
@@ -175,38 +174,6 @@ def wanted(module):
         except TypeError as exc:
             module.fail_json(msg=str(exc))
     return result
-
-
-def plan(module, desired, current):
-    """The writes per user: (puts {k: v}, deletes [k], delete_all)."""
-    present = module.params["state"] == "present"
-    prefixes = module.params["exclusive_prefixes"]
-    plans = {}
-    for name, props in desired.items():
-        have = current.get(name)
-        if present:
-            target = dict(props)
-            if have is None:
-                for key, value in CREATE_DEFAULTS[module.params["kind"]].items():
-                    target.setdefault(key, value)
-            have = have or {}
-            puts = {k: v for k, v in target.items() if have.get(k) != v}
-            deletes = sorted(k for k in have if k not in target and any(k.startswith(p) for p in prefixes))
-            if puts or deletes:
-                plans[name] = (puts, deletes, False)
-        elif have is not None:
-            if not props:
-                plans[name] = ({}, [], True)
-            else:
-                deletes = sorted(k for k in props if k in have)
-                if deletes:
-                    plans[name] = ({}, deletes, False)
-    return plans
-
-
-def put_order(puts):
-    """`type` first, so that a new profile is created with its kind."""
-    return sorted(puts, key=lambda k: (k != "type", k))
 
 
 def main():
@@ -248,7 +215,8 @@ def main():
             if value and is_secret(key):
                 module.no_log_values.add(value)
 
-    plans = plan(module, desired, current)
+    plans = plan_users(desired, current, module.params["state"] == "present", module.params["exclusive_prefixes"],
+                       module.params["kind"])
     restart = False
     before, after = {}, {}
     for name in sorted(plans):
@@ -269,7 +237,7 @@ def main():
             result["commands"].append(runner.describe("UserPropPut", key=key, user=name, value=True))
         for key in deletes:
             result["commands"].append(runner.describe("UserPropDel", key=key, user=name))
-        restart = restart or any(not k.startswith("pvt_") for k in list(puts) + deletes)
+        restart = restart or needs_restart(puts, deletes)
     result.update(changed=bool(plans), changed_users=sorted(plans), restart_required=restart)
     if module._diff:
         result["diff"] = dict(before=before, after=after)
