@@ -57,8 +57,9 @@ policy: venv
 	$(PYTEST) tests/policy
 
 bench: venv
-	$(BIN)/python bench/fleet_config.py
-	$(BIN)/python bench/login_cost.py
+	$(BIN)/pip install --quiet --disable-pip-version-check --requirement bench/requirements.txt
+	$(BIN)/python bench/fleet.py
+	$(BIN)/python bench/script.py
 
 clean:
 	rm -rf $(VENV) .build .demo tests/output .pytest_cache .ruff_cache
