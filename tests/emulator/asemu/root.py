@@ -139,7 +139,8 @@ class Root(object):
     def take_fault(self, name):
         """Return the fault armed for ``name`` (a lower-case command), if any.
 
-        A fault with ``times`` is used that many times and then disarmed.
+        A fault with ``after`` lets that many calls through first; one with ``times`` is used
+        that many times and then disarmed.
         """
         if not os.path.exists(self.faults_file):
             return None
@@ -147,6 +148,10 @@ class Root(object):
             faults = _read_json(self.faults_file, {})
             fault = faults.get(name)
             if fault is None:
+                return None
+            if fault.get("after", 0) > 0:
+                fault["after"] -= 1
+                _write_json(self.faults_file, faults)
                 return None
             if "times" in fault:
                 fault["times"] -= 1

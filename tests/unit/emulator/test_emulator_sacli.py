@@ -375,3 +375,10 @@ def test_fault_times_disarms(server):
 
     assert codes[0] != 0 and codes[1] != 0
     assert codes[2] == 0
+
+
+def test_fault_after_lets_calls_through_first(server):
+    server.set_fault("ConfigPut", action="exit", after=2, times=1)
+    results = [server.sacli("--key", "k%d" % n, "--value", "v", "ConfigPut", check=False).returncode for n in range(4)]
+    assert results == [0, 0, 1, 0]
+    assert set(server.config()) >= {"k0", "k1", "k3"} and "k2" not in server.config()
