@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import ast
+import fnmatch
 import hashlib
 import json
 import os
@@ -26,6 +27,11 @@ POST_AUTH_KEY = "auth.module.post_auth_script"
 APP_VERIFY_KEY = "vpn.client.app_verify"
 VALUE_FILE_PLACEHOLDER = "<private file>"
 TIMEOUT_RC = 124
+
+# Configuration keys and user properties whose values are secrets (shell-style patterns): masked
+# in every diff and result of every module, whatever else a task names.
+SECRET_PATTERNS = ("auth.ldap.*.bind_pw", "auth.radius.*.secret", "*password*", "*secret*", "*token*",
+                   "pvt_*_digest")
 
 # Severities in the `errors` object of `start` that report, not fail.
 INFORMATIONAL_SEVERITIES = frozenset(("info", "debug", "notice"))
@@ -148,6 +154,12 @@ def mask_secret_lines(text):
             line = "%s******** %s" % (indent, SECRET_MARKER)
         lines.append(line)
     return "\n".join(lines)
+
+
+def secret_matcher(patterns=()):
+    """A test for names whose values are secrets: the built-in patterns and ``patterns``."""
+    every = tuple(SECRET_PATTERNS) + tuple(patterns or ())
+    return lambda name: any(fnmatch.fnmatchcase(name, p) for p in every)
 
 
 def mask(value):

@@ -1,0 +1,557 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) ovpnas.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: server_state
+short_description: Converge everything a play manages on an OpenVPN Access Server from one read
+version_added: 0.1.0
+description:
+  - Brings configuration keys, the post-auth script, the host-checker query file (C(vpn.client.app_verify))
+    and user properties (device registrations, TOTP seeds) to the wanted state with ONE C(sacli ConfigQuery),
+    plus one C(sacli UserPropGet) when O(users) is given.
+  - A server whose live state already equals the wanted state costs that read and nothing else.
+  - Only where the post-auth script differs, it is staged in a private folder, compiled by every interpreter
+    given and run against the policy cases (also in check mode); a script that fails is not loaded and nothing
+    changes.
+  - Refuses a host-checker policy whose applications the query file that will be live does not list, since
+    clients are only asked about the applications of that file.
+  - Writes only what differs, after backing up the live script and query file. When a write fails, the writes
+    already made are undone, so that the server is left as it was.
+  - Does not apply the change. Notify the C(ovpnas_fleet_apply) handler (role C(ovpnas.fleet.apply)), which runs
+    M(ovpnas.fleet.sacli_start) once, when RV(restart_required) is true.
+  - The roles C(ovpnas.fleet.post_auth) and C(ovpnas.fleet.host_checker) compose what this module loads.
+author:
+  - ovpnas.fleet contributors (@ovpnas)
+extends_documentation_fragment:
+  - ovpnas.fleet.sacli
+  - ovpnas.fleet.sacli.ATTRIBUTES
+attributes:
+  check_mode:
+    support: full
+    details:
+      - A script that differs is compiled and its policy cases run in check mode too, so check mode fails where
+        a real run would.
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+options:
+  settings:
+    description:
+      - Configuration keys to set, mapped to their values. Booleans become V(true) or V(false), numbers their
+        decimal text.
+      - The post-auth script and the query file are managed with O(post_auth) and O(app_verify), not here.
+    type: dict
+    default: {}
+  absent_keys:
+    description: Configuration keys to remove.
+    type: list
+    elements: str
+    default: []
+  post_auth:
+    description:
+      - The post-auth script (C(auth.module.post_auth_script)). Not managed when omitted.
+    type: dict
+    suboptions:
+      state:
+        description: V(present) loads O(post_auth.content); V(absent) removes the script.
+        type: str
+        choices: [present, absent]
+        default: present
+      content:
+        description: The script text, for example rendered on the controller by the C(ovpnas.fleet.post_auth) role.
+        type: str
+      python:
+        description: The interpreter that runs the policy cases, the one Access Server runs scripts with.
+        type: str
+        default: python3
+      validate_interpreters:
+        description: More interpreters that must compile the script.
+        type: list
+        elements: str
+        default: []
+      policy_harness:
+        description: The source of the policy harness that runs O(post_auth.policy_cases) (the role ships it).
+        type: str
+      policy_cases:
+        description: Cases the script must pass before it is loaded; see the C(ovpnas.fleet.post_auth) role.
+        type: list
+        elements: dict
+        default: []
+      required_apps:
+        description:
+          - Applications the script's host-checker policy checks, each with C(name) and C(platform)
+            (V(win), V(mac) or V(all)). The query file that will be live must list each for its platforms.
+        type: list
+        elements: dict
+        default: []
+      secrets:
+        description: Values held by the script that are never shown; they are masked in the diff and every result.
+        type: list
+        elements: str
+        default: []
+  app_verify:
+    description: The host-checker query file (C(vpn.client.app_verify)). Not managed when omitted.
+    type: dict
+    suboptions:
+      state:
+        description: V(present) loads O(app_verify.content); V(absent) removes the key.
+        type: str
+        choices: [present, absent]
+        default: present
+      content:
+        description: Lines C([PLATFORM:]NAME=REGEX), for example rendered by the C(ovpnas.fleet.host_checker) role.
+        type: str
+  users:
+    description:
+      - User properties to set, by user name, for example device registrations (C(pvt_hw_addr)) and TOTP seeds.
+      - A user that does not exist is created with C(type=user_connect).
+    type: dict
+    default: {}
+  users_exclusive_prefixes:
+    description:
+      - Properties of the users in O(users) that start with one of these prefixes and are not wanted are removed,
+        for example V(pvt_hw_addr) so that stale registrations go away.
+    type: list
+    elements: str
+    default: []
+  secret_keys:
+    description:
+      - More configuration keys and user properties whose values are secrets (shell-style patterns); they are
+        masked in the diff and in every result.
+      - These come on top of the patterns every module of the collection masks, V(auth.ldap.*.bind_pw),
+        V(auth.radius.*.secret), V(*password*), V(*secret*), V(*token*) and V(pvt_*_digest).
+    type: list
+    elements: str
+    default: []
+  backup:
+    description: Save the live script and query file in O(backup_dir) before replacing or removing them.
+    type: bool
+    default: true
+  backup_dir:
+    description:
+      - Folder for backups (mode 0700; backups are mode 0600 because scripts may hold secrets).
+      - Defaults to C(etc/ovpnas_fleet/backups) under the Access Server folder, found from O(sacli_path).
+    type: path
+notes:
+  - Values that differ only in trailing newlines are equal (whether C(sacli) keeps them is not known).
+  - The script is loaded last, after the query file, the keys and the user properties it relies on.
+seealso:
+  - module: ovpnas.fleet.sacli_start
+  - module: ovpnas.fleet.sacli_info
+  - module: ovpnas.fleet.post_auth_script
+"""
+
+EXAMPLES = r"""
+- name: Converge keys, the query file and the script from one read
+  ovpnas.fleet.server_state:
+    settings:
+      host.name: vpn.example.com
+      vpn.client.routing.reroute_gw: false
+    app_verify:
+      content: "all:FIREFOX=^mozilla firefox"
+    post_auth:
+      content: "{{ lookup('ansible.builtin.file', 'post_auth.py') }}"
+      python: /usr/bin/python3
+      required_apps: [{name: FIREFOX, platform: all}]
+  notify: ovpnas_fleet_apply
+
+- name: Register devices for the script's device pinning
+  ovpnas.fleet.server_state:
+    users:
+      alice: {pvt_hw_addr: "00:11:22:33:44:55"}
+    users_exclusive_prefixes: [pvt_hw_addr]
+
+- name: Remove the script and the query file
+  ovpnas.fleet.server_state:
+    post_auth: {state: absent}
+    app_verify: {state: absent}
+  notify: ovpnas_fleet_apply
+"""
+
+RETURN = r"""
+restart_required:
+  description: Whether something changed that C(sacli start) must apply.
+  returned: always
+  type: bool
+  sample: true
+changed_keys:
+  description: Keys written or removed (or that would be, in check mode), the script and the query file included.
+  returned: always
+  type: list
+  elements: str
+  sample: [auth.module.post_auth_script, host.name]
+changed_users:
+  description: Users whose properties changed (or would change).
+  returned: always
+  type: list
+  elements: str
+  sample: [alice]
+post_auth:
+  description: The script before and after (sha256 without trailing newlines), and where it was backed up.
+  returned: when O(post_auth) is given
+  type: dict
+  sample: {changed: true, sha256_before: null, sha256_after: 89e6c98d9288, backup_file: null}
+app_verify:
+  description: The query file before and after (sha256 without trailing newlines), and where it was backed up.
+  returned: when O(app_verify) is given
+  type: dict
+  sample: {changed: false, sha256_before: 0c2d5e7f, sha256_after: 0c2d5e7f, backup_file: null}
+validation:
+  description: The interpreters that compiled the script and how many policy cases it passed.
+  returned: when the script differed and was checked
+  type: dict
+  sample: {interpreters: [/usr/bin/python3], cases_passed: 3}
+reads:
+  description: The C(sacli) reads made (one C(ConfigQuery), and one C(UserPropGet) when O(users) is given).
+  returned: always
+  type: list
+  elements: str
+  sample: [sacli ConfigQuery]
+commands:
+  description: The C(sacli) write commands run (or, in check mode, that would run); values are never shown.
+  returned: always
+  type: list
+  elements: str
+  sample: ["sacli --key auth.module.post_auth_script --value_file=<private file> ConfigPut"]
+"""
+
+import os
+import re
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
+    APP_VERIFY_KEY,
+    POST_AUTH_KEY,
+    SacliError,
+    SacliRunner,
+    fail_from_error,
+    mask,
+    mask_secret_lines,
+    sacli_argument_spec,
+    same_value,
+    secret_matcher,
+    sha256_text,
+    to_sacli_string,
+)
+from ansible_collections.ovpnas.fleet.plugins.module_utils.script_check import ScriptCheckError, check_script
+from ansible_collections.ovpnas.fleet.plugins.module_utils.userprops import needs_restart, plan_users, put_order
+
+APP_VERIFY_LINE = re.compile(r"^(?:(win|mac|all):)?([A-Za-z0-9_]+)=")
+MANAGED_ELSEWHERE = (POST_AUTH_KEY, APP_VERIFY_KEY)
+
+
+class Plan:
+    """The writes that bring one server to the wanted state, each with what undoes it."""
+
+    def __init__(self, runner, current_config, current_users):
+        self.runner = runner
+        self.config = current_config
+        self.users = current_users
+        self.keys = {}  # key -> new value, None to remove
+        self.user_writes = {}  # name -> (puts, deletes, delete_all)
+
+    def set_key(self, key, value):
+        if not same_value(self.config.get(key), value):
+            self.keys[key] = value
+
+    def commands(self):
+        describe = self.runner.describe
+        commands = []
+        for name in sorted(self.user_writes):
+            puts, deletes, delete_all = self.user_writes[name]
+            if delete_all:
+                commands.append(describe("UserPropDelAll", user=name))
+            commands += [describe("UserPropPut", key=k, user=name, value=True) for k in put_order(puts)]
+            commands += [describe("UserPropDel", key=k, user=name) for k in deletes]
+        for key in self.key_order():
+            commands.append(describe("ConfigDel", key=key) if self.keys[key] is None
+                            else describe("ConfigPut", key=key, value=True))
+        return commands
+
+    def key_order(self):
+        """The script last: what it relies on (query file, keys, registrations) is in place first."""
+        return sorted(self.keys, key=lambda k: (k == POST_AUTH_KEY, k == APP_VERIFY_KEY, k))
+
+    def apply(self):
+        """Run the writes; on a failure undo those made, then raise the failure."""
+        undo = []
+        try:
+            for name in sorted(self.user_writes):
+                have = self.users.get(name)
+                puts, deletes, delete_all = self.user_writes[name]
+                if delete_all:
+                    self.runner.userprop_del_all(name)
+                    undo.append(("restore_user", name, have))
+                    continue
+                if have is None:
+                    undo.append(("delete_user", name, None))
+                for key in put_order(puts):
+                    self.runner.userprop_put(name, key, puts[key])
+                    if have is not None:
+                        undo.append(("user_prop", name, (key, have.get(key))))
+                for key in deletes:
+                    self.runner.userprop_del(name, key)
+                    undo.append(("user_prop", name, (key, have.get(key))))
+            for key in self.key_order():
+                value = self.keys[key]
+                if value is None:
+                    self.runner.config_del(key)
+                else:
+                    self.runner.config_put(key, value=value)
+                undo.append(("key", key, self.config.get(key)))
+        except SacliError as exc:
+            exc.undone, exc.not_undone = self._undo(undo)
+            raise
+
+    def _undo(self, undo):
+        done, failed = [], []
+        for kind, name, previous in reversed(undo):
+            try:
+                if kind == "key":
+                    if previous is None:
+                        self.runner.config_del(name)
+                    else:
+                        self.runner.config_put(name, value=previous)
+                elif kind == "delete_user":
+                    self.runner.userprop_del_all(name)
+                elif kind == "restore_user":
+                    for key in put_order(previous or {}):
+                        self.runner.userprop_put(name, key, previous[key])
+                else:
+                    key, value = previous
+                    if value is None:
+                        self.runner.userprop_del(name, key)
+                    else:
+                        self.runner.userprop_put(name, key, value)
+                done.append(name)
+            except SacliError:
+                failed.append(name)
+        return done, failed
+
+
+def covered(entries, app):
+    """Whether query file entries [(platform, NAME)] make clients report ``app`` on its platforms."""
+    platforms = {"win", "mac"} if app.get("platform", "all") == "all" else {app["platform"]}
+    listed = set()
+    for platform, name in entries:
+        if name == app["name"]:
+            listed |= {"win", "mac"} if platform == "all" else {platform}
+    return platforms <= listed
+
+
+def query_file_entries(text):
+    entries = []
+    for line in (text or "").splitlines():
+        match = APP_VERIFY_LINE.match(line.strip())
+        if match:
+            entries.append((match.group(1) or "all", match.group(2)))
+    return entries
+
+
+def write_backup(module, directory, what, text):
+    try:
+        if not os.path.isdir(directory):
+            os.makedirs(directory, 0o700)
+        name = "%s.%s.%s" % (what, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()), sha256_text(text)[:12])
+        path = os.path.join(directory, name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8"))
+    except OSError as exc:
+        module.fail_json(msg="cannot write the backup in %s: %s; nothing was changed" % (directory, exc), changed=False)
+    return path
+
+
+def default_backup_dir(sacli_path):
+    as_root = os.path.dirname(os.path.dirname(os.path.abspath(sacli_path)))
+    return os.path.join(as_root, "etc", "ovpnas_fleet", "backups")
+
+
+def wanted_text(module, name, option):
+    """The wanted text of a managed key: a string, None to remove it, or the module fails."""
+    if option is None:
+        return False, None
+    if option["state"] == "absent":
+        return True, None
+    content = option.get("content")
+    if content is None or not content.strip():
+        module.fail_json(msg="%s.content is empty; use %s.state=absent to remove it" % (name, name))
+    return True, content
+
+
+def main():
+    argument_spec = sacli_argument_spec()
+    argument_spec.update(
+        settings=dict(type="dict", default={}),
+        absent_keys=dict(type="list", elements="str", default=[], no_log=False),
+        post_auth=dict(type="dict", options=dict(
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            content=dict(type="str"),
+            python=dict(type="str", default="python3"),
+            validate_interpreters=dict(type="list", elements="str", default=[]),
+            policy_harness=dict(type="str"),
+            policy_cases=dict(type="list", elements="dict", default=[]),
+            required_apps=dict(type="list", elements="dict", default=[]),
+            secrets=dict(type="list", elements="str", default=[], no_log=True),
+        )),
+        app_verify=dict(type="dict", options=dict(
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            content=dict(type="str"),
+        )),
+        users=dict(type="dict", default={}),
+        users_exclusive_prefixes=dict(type="list", elements="str", default=[]),
+        secret_keys=dict(type="list", elements="str", default=[], no_log=False),
+        backup=dict(type="bool", default=True),
+        backup_dir=dict(type="path"),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = module.params
+    is_secret = secret_matcher(params["secret_keys"])
+
+    def shown(key, value):
+        return mask(value) if value is not None and is_secret(key) else value
+
+    # the wanted state, checked before anything is read
+    try:
+        settings = {str(k): to_sacli_string(v, "settings.%s" % k) for k, v in params["settings"].items()}
+        users = {}
+        for name, props in params["users"].items():
+            if not isinstance(props, dict):
+                module.fail_json(msg="users.%s must map property names to values" % name)
+            users[str(name)] = {str(k): to_sacli_string(v, "users.%s.%s" % (name, k)) for k, v in props.items()}
+    except TypeError as exc:
+        module.fail_json(msg=str(exc))
+    for key in list(settings) + params["absent_keys"]:
+        if key in MANAGED_ELSEWHERE:
+            module.fail_json(msg="%s is managed with the post_auth and app_verify options" % key)
+        if not key or key != key.strip() or any(c.isspace() for c in key):
+            module.fail_json(msg="invalid configuration key %r: keys are non-empty and contain no whitespace" % key)
+    script_managed, script = wanted_text(module, "post_auth", params["post_auth"])
+    query_managed, query_file = wanted_text(module, "app_verify", params["app_verify"])
+    module.no_log_values.update(v for k, v in settings.items() if v and is_secret(k))
+    for props in users.values():
+        module.no_log_values.update(v for k, v in props.items() if v and is_secret(k))
+
+    # the one read
+    runner = SacliRunner(module)
+    result = dict(changed=False, restart_required=False, changed_keys=[], changed_users=[], commands=[], reads=[])
+    try:
+        config = runner.config_query()
+        result["reads"].append(runner.describe("ConfigQuery"))
+        current_users = {}
+        if users:
+            current_users = runner.userprop_get(pfilt=next(iter(users)) if len(users) == 1 else None)
+            result["reads"].append(runner.describe("UserPropGet"))
+    except SacliError as exc:
+        fail_from_error(module, exc, **result)
+    module.no_log_values.update(v for k, v in config.items() if v and is_secret(k))
+    for name in users:
+        module.no_log_values.update(v for k, v in (current_users.get(name) or {}).items() if v and is_secret(k))
+
+    # the difference
+    plan = Plan(runner, config, current_users)
+    for key, value in settings.items():
+        plan.set_key(key, value)
+    for key in params["absent_keys"]:
+        plan.set_key(key, None)
+    if query_managed:
+        plan.set_key(APP_VERIFY_KEY, query_file)
+    if script_managed:
+        plan.set_key(POST_AUTH_KEY, script)
+    plan.user_writes = plan_users(users, current_users, True, params["users_exclusive_prefixes"])
+
+    if script is not None and params["post_auth"]["required_apps"]:
+        live_query_file = query_file if query_managed else config.get(APP_VERIFY_KEY)
+        entries = query_file_entries(live_query_file)
+        missing = ["%s (%s)" % (app.get("name"), app.get("platform", "all"))
+                   for app in params["post_auth"]["required_apps"] if not covered(entries, app)]
+        if missing:
+            module.fail_json(
+                msg="the host-checker policy checks %s, which the query file (%s) does not list: clients would never "
+                    "report them and every Windows and macOS login would be refused; nothing was changed"
+                    % (", ".join(missing), APP_VERIFY_KEY), **result)
+
+    changed_keys = sorted(plan.keys)
+    restart = bool(plan.keys) or any(needs_restart(p, d) or a for p, d, a in plan.user_writes.values())
+    result.update(changed=bool(plan.keys or plan.user_writes), restart_required=restart, changed_keys=changed_keys,
+                  changed_users=sorted(plan.user_writes), commands=plan.commands())
+    for option, key in (("post_auth", POST_AUTH_KEY), ("app_verify", APP_VERIFY_KEY)):
+        if params[option] is not None:
+            before = sha256_text(config.get(key))
+            result[option] = dict(changed=key in plan.keys, sha256_before=before, backup_file=None,
+                                  sha256_after=sha256_text(plan.keys[key]) if key in plan.keys else before)
+    if module._diff:
+        result["diff"] = diff(plan, config, current_users, shown)
+    if not result["changed"]:
+        module.exit_json(**result)
+
+    if POST_AUTH_KEY in plan.keys and script is not None:
+        post_auth = params["post_auth"]
+        try:
+            result["validation"] = check_script(module, script, post_auth["python"], post_auth["validate_interpreters"],
+                                                post_auth["policy_harness"], post_auth["policy_cases"])
+        except ScriptCheckError as exc:
+            result.update(changed=False, restart_required=False, commands=[])
+            module.fail_json(msg="%s; nothing was changed" % exc.msg, **dict(result, **exc.details))
+    if module.check_mode:
+        module.exit_json(**result)
+
+    if params["backup"]:
+        directory = params["backup_dir"] or default_backup_dir(runner.path)
+        for option, key, what in (("post_auth", POST_AUTH_KEY, "post_auth_script"),
+                                  ("app_verify", APP_VERIFY_KEY, "app_verify")):
+            if key in plan.keys and config.get(key) is not None:
+                result[option]["backup_file"] = write_backup(module, directory, what, config.get(key))
+    try:
+        plan.apply()
+    except SacliError as exc:
+        undone = getattr(exc, "not_undone", [])
+        result.update(changed=bool(undone), commands=runner.commands)
+        exc.msg = "%s; %s" % (exc.msg, "the writes made before it were undone" if not undone
+                              else "undoing the writes made before it failed for %s" % ", ".join(undone))
+        fail_from_error(module, exc, **result)
+    result["commands"] = runner.commands
+    module.exit_json(**result)
+
+
+def diff(plan, config, current_users, shown):
+    """One diff per kind of change, secrets masked."""
+    diffs = []
+    keys = [k for k in sorted(plan.keys) if k not in MANAGED_ELSEWHERE]
+    if keys:
+        diffs.append(dict(before_header="configuration keys (live)", after_header="configuration keys (wanted)",
+                          before={k: shown(k, config.get(k)) for k in keys},
+                          after={k: shown(k, plan.keys[k]) for k in keys}))
+    if plan.user_writes:
+        before, after = {}, {}
+        for name in sorted(plan.user_writes):
+            puts, deletes, delete_all = plan.user_writes[name]
+            have = current_users.get(name)
+            before[name] = None if have is None else {k: shown(k, v) for k, v in sorted(have.items())}
+            new = None
+            if not delete_all:
+                new = dict(have or {}, **puts)
+                for key in deletes:
+                    new.pop(key, None)
+                new = {k: shown(k, v) for k, v in sorted(new.items())}
+            after[name] = new
+        diffs.append(dict(before_header="user properties (live)", after_header="user properties (wanted)",
+                          before=before, after=after))
+    for key in (APP_VERIFY_KEY, POST_AUTH_KEY):
+        if key in plan.keys:
+            diffs.append(dict(before_header="%s (live)" % key, after_header="%s (wanted)" % key,
+                              before=mask_secret_lines(config.get(key) or ""),
+                              after=mask_secret_lines(plan.keys[key] or "")))
+    return diffs
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,263 @@
+"""server_state against the emulator: one read, the difference, tests before loading, undo, secrets."""
+
+import json
+import os
+import stat
+import sys
+
+import pytest
+
+from ansible_collections.ovpnas.fleet.plugins.modules import server_state
+
+SCRIPT_KEY = "auth.module.post_auth_script"
+QUERY_KEY = "vpn.client.app_verify"
+HARNESS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "roles", "post_auth", "files",
+                       "policy_harness.py")
+SCRIPT = (
+    "# ovpnas.fleet.version: 0.1.0\n"
+    "from pyovpn.plugin import SUCCEED, FAIL\n"
+    "SYNCHRONOUS = True\n"
+    "TOKEN = 's3cr3t-t0ken'  # ovpnas.fleet.secret\n\n\n"
+    "def post_auth(authcred, attributes, authret, info):\n"
+    "    if authret['user'] == 'mallory':\n"
+    "        authret['status'] = FAIL\n"
+    "        authret['client_reason'] = 'no'\n"
+    "    return authret\n"
+)
+CASES = [
+    {"name": "alice passes", "user": "alice", "expect": {"status": "SUCCEED"}},
+    {"name": "mallory is refused", "user": "mallory", "expect": {"status": "FAIL", "client_reason": "no"}},
+]
+QUERY_FILE = "all:FIREFOX=^mozilla firefox\n"
+WRITES = {"ConfigPut", "ConfigDel", "UserPropPut", "UserPropDel", "UserPropDelAll"}
+
+
+def harness():
+    with open(HARNESS) as handle:
+        return handle.read()
+
+
+def post_auth(**changes):
+    option = {"content": SCRIPT, "python": sys.executable, "policy_harness": harness(), "policy_cases": CASES,
+              "secrets": ["s3cr3t-t0ken"]}
+    option.update(changes)
+    return option
+
+
+def everything(**changes):
+    args = {
+        "settings": {"host.name": "vpn.example.com", "vpn.client.routing.reroute_gw": False},
+        "app_verify": {"content": QUERY_FILE},
+        "post_auth": post_auth(required_apps=[{"name": "FIREFOX", "platform": "all"}]),
+        "users": {"alice": {"pvt_hw_addr": "00:11:22:33:44:55"}},
+    }
+    args.update(changes)
+    return args
+
+
+def run(run_module, server, check_mode=False, diff=False, **args):
+    args.setdefault("sacli_path", server.sacli_path)
+    server.reset_calls()
+    return run_module(server_state.main, args, check_mode=check_mode, diff=diff)
+
+
+def writes(server):
+    return [c for c in server.commands() if c in WRITES]
+
+
+def test_four_runs(server, run_module):
+    """check, real, check again, real again: the check predicts the real run; the repeat costs the read."""
+    check = run(run_module, server, check_mode=True, diff=True, **everything())
+    assert check["changed"] is True and check["restart_required"] is True
+    assert server.commands() == ["ConfigQuery", "UserPropGet"], "check mode wrote something"
+    assert server.config().get(SCRIPT_KEY) is None
+    assert check["validation"]["cases_passed"] == 2, "check mode must test the script like a real run"
+
+    real = run(run_module, server, diff=True, **everything())
+    assert real["changed"] is True and real["failed"] is False, real
+    for key in ("changed_keys", "changed_users", "commands", "restart_required", "diff"):
+        assert real[key] == check[key], key
+    assert real["changed_keys"] == sorted([SCRIPT_KEY, "host.name", QUERY_KEY, "vpn.client.routing.reroute_gw"])
+    # the script last: what it relies on is in place before it can run
+    assert server.commands() == ["ConfigQuery", "UserPropGet", "UserPropPut", "UserPropPut", "ConfigPut",
+                                 "ConfigPut", "ConfigPut", "ConfigPut"]
+    assert real["commands"][-1] == "sacli --key %s --value_file=<private file> ConfigPut" % SCRIPT_KEY
+    config = server.config()
+    assert config[SCRIPT_KEY].rstrip("\n") == SCRIPT.rstrip("\n")
+    assert config[QUERY_KEY].rstrip("\n") == QUERY_FILE.rstrip("\n")
+    assert config["host.name"] == "vpn.example.com"
+    assert config["vpn.client.routing.reroute_gw"] == "false"
+    assert server.userprops()["alice"]["pvt_hw_addr"] == "00:11:22:33:44:55"
+
+    for check_mode in (True, False):
+        again = run(run_module, server, check_mode=check_mode, diff=True, **everything())
+        assert again["changed"] is False and again["restart_required"] is False
+        assert again["commands"] == [] and again.get("diff", []) == []
+        assert server.commands() == ["ConfigQuery", "UserPropGet"]
+        assert "validation" not in again, "an unchanged script is not tested again"
+
+
+def test_no_op_without_users_is_one_read(server, run_module):
+    args = everything(users={})
+    run(run_module, server, **args)
+    result = run(run_module, server, **args)
+    assert result["changed"] is False
+    assert server.commands() == ["ConfigQuery"]
+    assert result["reads"] == ["sacli ConfigQuery"]
+    assert result["post_auth"]["sha256_before"] == result["post_auth"]["sha256_after"] is not None
+
+
+def test_only_what_differs_is_written(server, run_module):
+    run(run_module, server, **everything())
+    result = run(run_module, server, **everything(settings={"host.name": "other.example.com",
+                                                            "vpn.client.routing.reroute_gw": False}))
+    assert result["changed_keys"] == ["host.name"]
+    assert writes(server) == ["ConfigPut"]
+    assert "validation" not in result, "the script did not change: it is not tested again"
+
+
+@pytest.mark.parametrize("check_mode", [False, True], ids=["real", "check"])
+def test_script_that_does_not_compile_is_not_loaded(server, run_module, check_mode):
+    broken = SCRIPT.replace("def post_auth(authcred", "def post_auth(authcred,,")
+    result = run(run_module, server, check_mode=check_mode, **everything(post_auth=post_auth(content=broken)))
+    assert result["failed"] is True
+    assert "does not compile with %s" % sys.executable in result["msg"]
+    assert "nothing was changed" in result["msg"]
+    assert writes(server) == []
+
+
+@pytest.mark.parametrize("check_mode", [False, True], ids=["real", "check"])
+def test_failing_policy_case_stops_the_host(server, run_module, check_mode):
+    cases = CASES + [{"name": "mallory gets in", "user": "mallory", "expect": {"status": "SUCCEED"}}]
+    result = run(run_module, server, check_mode=check_mode, **everything(post_auth=post_auth(policy_cases=cases)))
+    assert result["failed"] is True
+    assert "a policy case failed: mallory gets in" in result["msg"]
+    assert writes(server) == []
+    assert server.config().get(SCRIPT_KEY) is None
+
+
+def test_every_interpreter_compiles(server, run_module, tmp_path):
+    fake = tmp_path / "python2"
+    fake.write_text("#!/bin/sh\necho 'SyntaxError: Missing parentheses' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    result = run(run_module, server, **everything(post_auth=post_auth(validate_interpreters=[str(fake)])))
+    assert result["failed"] is True
+    assert "does not compile with %s: SyntaxError: Missing parentheses" % fake in result["msg"]
+    assert writes(server) == []
+
+
+@pytest.mark.parametrize(
+    ("query_file", "apps", "missing"),
+    [
+        (None, [{"name": "FIREFOX", "platform": "all"}], "FIREFOX (all)"),
+        ("win:FIREFOX=^mozilla\n", [{"name": "FIREFOX", "platform": "all"}], "FIREFOX (all)"),
+        ("win:FIREFOX=^mozilla\nmac:FIREFOX=^firefox\n", [{"name": "FIREFOX", "platform": "all"}], None),
+        ("all:DEFENDER=^defender\n", [{"name": "DEFENDER", "platform": "win"}, {"name": "FIREFOX", "platform": "mac"}],
+         "FIREFOX (mac)"),
+    ],
+    ids=["no query file", "windows only", "both platforms", "one of two"],
+)
+def test_policy_needs_its_applications_in_the_query_file(server, run_module, query_file, apps, missing):
+    args = everything(users={}, post_auth=post_auth(required_apps=apps))
+    if query_file is None:
+        del args["app_verify"]
+    else:
+        args["app_verify"] = {"content": query_file}
+    result = run(run_module, server, **args)
+    if missing is None:
+        assert result["failed"] is False, result
+        return
+    assert result["failed"] is True
+    assert "checks %s, which the query file (vpn.client.app_verify) does not list" % missing in result["msg"]
+    assert writes(server) == []
+
+
+def test_policy_is_checked_against_the_live_query_file(server, run_module):
+    server.sacli("--key", QUERY_KEY, "--value", "all:FIREFOX=^mozilla firefox", "ConfigPut")
+    args = everything(users={})
+    del args["app_verify"]
+    assert run(run_module, server, **args)["failed"] is False
+    server.sacli("--key", QUERY_KEY, "ConfigDel")
+    result = run(run_module, server, **args)
+    assert result["failed"] is True, "a query file removed by hand would lock every Windows and macOS client out"
+    assert server.commands() == ["ConfigQuery"]
+
+
+def test_failed_write_undoes_the_writes_before_it(server, run_module):
+    before = server.config()
+    server.set_fault("configput", action="exit", after=2, times=1, stderr="database is locked")
+    result = run(run_module, server, **everything(users={}))
+    assert result["failed"] is True
+    assert "the writes made before it were undone" in result["msg"]
+    server.root.clear_faults()
+    assert server.config() == before
+
+
+def test_failed_write_undoes_new_users(server, run_module):
+    server.set_fault("configput", action="exit", times=1)
+    result = run(run_module, server, **everything())
+    assert result["failed"] is True
+    server.root.clear_faults()
+    assert "alice" not in server.userprops()
+    assert server.config().get(SCRIPT_KEY) is None
+
+
+def test_removal_backs_up_script_and_query_file(server, run_module):
+    run(run_module, server, **everything())
+    result = run(run_module, server, post_auth={"state": "absent"}, app_verify={"state": "absent"})
+    assert result["changed_keys"] == [SCRIPT_KEY, QUERY_KEY]
+    assert writes(server) == ["ConfigDel", "ConfigDel"]
+    assert SCRIPT_KEY not in server.config() and QUERY_KEY not in server.config()
+    for option, text in (("post_auth", SCRIPT), ("app_verify", QUERY_FILE)):
+        path = result[option]["backup_file"]
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
+        with open(path) as handle:
+                assert handle.read().rstrip("\n") == text.rstrip("\n")
+    assert run(run_module, server, post_auth={"state": "absent"}, app_verify={"state": "absent"})["changed"] is False
+
+
+def test_secrets_are_masked_everywhere(server, run_module):
+    args = everything(settings={"auth.ldap.0.bind_pw": "bind-pa55"},
+                      users={"alice": {"pvt_totp_secret": "JBSWY3DPEHPK3PXP", "pvt_hw_addr": "00:11:22:33:44:55"}})
+    server.sacli("--key", "auth.ldap.0.bind_pw", "--value", "old-bind-pa55", "ConfigPut")
+    for check_mode in (True, False):
+        result = run(run_module, server, check_mode=check_mode, diff=True, **args)
+        shown = json.dumps(result)
+        for secret in ("bind-pa55", "old-bind-pa55", "JBSWY3DPEHPK3PXP", "s3cr3t-t0ken"):
+            assert secret not in shown, secret
+        keys = result["diff"][0]
+        assert keys["before"] == {"auth.ldap.0.bind_pw": "********"}
+        assert keys["after"] == {"auth.ldap.0.bind_pw": "********"}
+        assert result["diff"][1]["after"]["alice"]["pvt_totp_secret"] == "********"
+        assert "TOKEN = " not in result["diff"][-1]["after"]
+        assert "******** # ovpnas.fleet.secret" in result["diff"][-1]["after"]
+    assert server.userprops()["alice"]["pvt_totp_secret"] == "JBSWY3DPEHPK3PXP"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"settings": {SCRIPT_KEY: "x"}}, "is managed with the post_auth and app_verify options"),
+        ({"absent_keys": [QUERY_KEY]}, "is managed with the post_auth and app_verify options"),
+        ({"settings": {"bad key": "x"}}, "invalid configuration key"),
+        ({"settings": {"host.name": ["a"]}}, "settings.host.name must be a string, number or boolean"),
+        ({"post_auth": {"content": " \n"}}, "post_auth.content is empty"),
+        ({"app_verify": {"state": "present"}}, "app_verify.content is empty"),
+        ({"users": {"alice": ["x"]}}, "users.alice must map property names to values"),
+    ],
+    ids=["script key", "query key", "whitespace", "list value", "empty script", "no query file", "users shape"],
+)
+def test_bad_arguments_fail_before_the_read(server, run_module, args, message):
+    result = run(run_module, server, **args)
+    assert result["failed"] is True
+    assert message in result["msg"]
+    assert server.commands() == []
+
+
+def test_read_failure_is_reported_without_output(server, run_module):
+    server.set_fault("configquery", action="garbage", stdout='{"auth.ldap.0.bind_pw": "bind-pa55"')
+    result = run(run_module, server, **everything())
+    assert result["failed"] is True
+    assert "bind-pa55" not in json.dumps(result)
+    assert writes(server) == []
