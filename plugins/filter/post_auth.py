@@ -12,6 +12,7 @@ from ansible_collections.ovpnas.fleet.plugins.plugin_utils.post_auth import (
     SettingsError,
     build_settings,
     device_registry,
+    host_checker_apps,
     totp_seeds,
 )
 
@@ -31,8 +32,11 @@ def post_auth_settings(params):
     values = []
     for value in secrets.values():
         values.extend(value.values() if isinstance(value, dict) else [value])
+    # the applications clients must be asked about: the query file that is live must list them
+    apps = _run(lambda p: host_checker_apps(p.get("host_checker_apps")), params) if "host_checker" in settings else []
     return {"settings": settings, "flags": flags, "sha256": digest, "features": settings["features"],
-            "secrets": secrets, "secret_values": values}
+            "secrets": secrets, "secret_values": values,
+            "required_apps": [{"name": app["name"], "platform": app["platform"]} for app in apps]}
 
 
 def post_auth_user_properties(params):

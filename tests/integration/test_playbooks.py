@@ -1,6 +1,7 @@
 """Playbooks against emulated fleets, counting every sacli call on every host."""
 
 import os
+import re
 import stat
 
 from conftest import REPO, recap, run_playbook, write_inventory
@@ -84,3 +85,8 @@ def test_demo(tmp_path):
     second = result.stdout.split("== Second run", 1)[1]
     assert set(recap(second)) == {"as1", "as2", "as3"}
     assert all(r["changed"] == 0 for r in recap(second).values())
+    for host in ("as1", "as2", "as3"):
+        assert "%s: first run  7 calls, second run 1 call (1 read, 0 start)" % host in result.stdout
+    assert "all:FIREFOX=^mozilla firefox" in result.stdout.split("vpn.client.app_verify)", 1)[1]
+    # Windows clients are asked about Firefox, so the one with a current version gets in
+    assert re.search(r"alice, laptop, Firefox 128: +SUCCEED", result.stdout)
