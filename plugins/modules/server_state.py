@@ -360,7 +360,7 @@ def write_backup(module, directory, what, text):
     try:
         if not os.path.isdir(directory):
             os.makedirs(directory, 0o700)
-        name = "%s.%s.%s" % (what, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()), sha256_text(text)[:12])
+        name = what % ("%s.%s" % (time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()), sha256_text(text)[:12]))
         path = os.path.join(directory, name)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
@@ -506,8 +506,8 @@ def main():
 
     if params["backup"]:
         directory = params["backup_dir"] or default_backup_dir(runner.path)
-        for option, key, what in (("post_auth", POST_AUTH_KEY, "post_auth_script"),
-                                  ("app_verify", APP_VERIFY_KEY, "app_verify")):
+        for option, key, what in (("post_auth", POST_AUTH_KEY, "post_auth_script.%s.py"),
+                                  ("app_verify", APP_VERIFY_KEY, "app_verify.%s.txt")):
             if key in plan.keys and config.get(key) is not None:
                 result[option]["backup_file"] = write_backup(module, directory, what, config.get(key))
     try:

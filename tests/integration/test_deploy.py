@@ -145,7 +145,7 @@ def test_roles_alone_share_one_handler_and_module_defaults(make_fleet, tmp_path)
     fleet = make_fleet(2)
     inventory = write_inventory(tmp_path / "inventory.json", fleet)
     extra = write_vars(tmp_path)
-    playbook = os.path.join(PLAYBOOKS, "roles.yml")
+    playbook = os.path.join(PLAYBOOKS, "post_auth.yml")
     result, _hosts = deploy(inventory, extra, playbook=playbook)
     assert result.returncode == 0, result.stdout + result.stderr
     for server in fleet.values():
@@ -175,7 +175,7 @@ def test_bad_query_file_entries_fail_before_any_change(make_fleet, tmp_path):
     ]
     for index, (apps, message) in enumerate(cases):
         extra = write_vars(tmp_path, "bad%d.json" % index, host_checker_apps=apps, post_auth_host_checker=False)
-        result, _hosts = deploy(inventory, extra, playbook=os.path.join(PLAYBOOKS, "roles.yml"))
+        result, _hosts = deploy(inventory, extra, playbook=os.path.join(PLAYBOOKS, "post_auth.yml"))
         assert result.returncode != 0
         assert message in result.stdout, result.stdout
         assert fleet["as01"].commands() == []

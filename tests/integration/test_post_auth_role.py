@@ -1,4 +1,4 @@
-"""The post_auth role on emulated servers: four runs, refusals before any change, removal."""
+"""The post_auth role (after the host_checker role) on emulated servers: four runs, refusals, removal."""
 
 import glob
 import hashlib
@@ -78,7 +78,9 @@ def test_four_runs_with_every_capability(tmp_path, make_fleet):
     assert real.returncode == 0, real.stdout + real.stderr
     for server in fleet.values():
         commands = server.commands()
-        assert commands.count("ConfigPut") == 1 and commands.count("start") == 1, commands
+        # the query file (host_checker role), then the script; one start for both
+        assert commands.count("ConfigPut") == 2 and commands.count("start") == 1, commands
+        assert server.config()["vpn.client.app_verify"] == "all:FIREFOX=^mozilla firefox"
         script = live_script(server)
         assert "# ovpnas.fleet.features: group_mapping, device_pinning, host_checker" in script
         assert server.userprops()["alice"]["pvt_hw_addr"] == "00:11:22:33:44:55"
@@ -90,7 +92,8 @@ def test_four_runs_with_every_capability(tmp_path, make_fleet):
         assert again.returncode == 0, again.stdout + again.stderr
         assert all(r["changed"] == 0 for r in recap(again.stdout).values()), again.stdout
         for server in fleet.values():
-            assert sorted(server.commands()) == ["ConfigQuery", "UserPropGet"], mode
+            # one read per role: playbooks/deploy_postauth.yml reads once for both (tests/integration/test_deploy.py)
+            assert sorted(server.commands()) == ["ConfigQuery", "ConfigQuery", "UserPropGet"], mode
             server.reset_calls()
 
 
@@ -169,7 +172,7 @@ def test_policy_cases_run_on_the_oldest_python(tmp_path, make_fleet):
     fleet, inventory, extra = scenario(tmp_path, make_fleet, variables)
     result = run_playbook(PLAYBOOK, inventory, "-e", extra)
     assert result.returncode == 0, result.stdout
-    assert fleet["as01"].commands().count("ConfigPut") == 1
+    assert fleet["as01"].commands().count("ConfigPut") == 2
 
 
 def test_absent_removes_the_script_with_a_backup(tmp_path, make_fleet):

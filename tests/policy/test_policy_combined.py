@@ -64,7 +64,8 @@ def login(sc, user, *options):
 
 def test_loaded_with_one_start(combined):
     commands = combined.server.commands()
-    assert commands.count("ConfigPut") == 1, commands
+    # the query file (host_checker role) and the script, applied with one start
+    assert commands.count("ConfigPut") == 2, commands
     assert commands.count("start") == 1, commands
     script = combined.script
     assert "# ovpnas.fleet.features: group_mapping, device_pinning, host_checker\n" in script
@@ -182,6 +183,6 @@ def test_second_role_run_changes_nothing(combined):
     combined.server.reset_calls()
     again = combined.apply()
     assert recap(again.stdout)["as01"]["changed"] == 0, again.stdout
-    # one ConfigQuery for the script, one UserPropGet for the registry: no ConfigPut, no start
-    assert sorted(combined.server.commands()) == ["ConfigQuery", "UserPropGet"]
+    # one ConfigQuery per role (query file, script), one UserPropGet for the registry: no ConfigPut, no start
+    assert sorted(combined.server.commands()) == ["ConfigQuery", "ConfigQuery", "UserPropGet"]
     assert combined.script == before

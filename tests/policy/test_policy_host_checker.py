@@ -30,7 +30,7 @@ USER, PASSWORD = "hc", "hc-pw"
 
 LENIENT = {
     "post_auth_host_checker": True,
-    "post_auth_host_checker_apps": APPS,
+    "host_checker_apps": APPS,
     "post_auth_host_checker_on_error": {"ERR_NO_VERSION": "allow", "ERR_MANY_FOUND": "allow", "ERR_REGEX": "allow"},
     "post_auth_host_checker_missing_report": "allow",
     "post_auth_host_checker_unreporting_platforms": "deny",
