@@ -90,6 +90,13 @@ options:
         type: list
         elements: dict
         default: []
+      query_file:
+        description:
+          - The query file an earlier task of the play loads (for example the C(ovpnas.fleet.host_checker) role, whose
+            fact C(host_checker_desired) the C(ovpnas.fleet.post_auth) role passes), checked against
+            O(post_auth.required_apps) instead of the live one, so that check mode predicts the real run.
+          - Ignored when this task manages O(app_verify) itself.
+        type: str
       secrets:
         description: Values held by the script that are never shown; they are masked in the diff and every result.
         type: list
@@ -400,6 +407,7 @@ def main():
             policy_harness=dict(type="str"),
             policy_cases=dict(type="list", elements="dict", default=[]),
             required_apps=dict(type="list", elements="dict", default=[]),
+            query_file=dict(type="str"),
             secrets=dict(type="list", elements="str", default=[], no_log=True),
         )),
         app_verify=dict(type="dict", options=dict(
@@ -469,7 +477,12 @@ def main():
     plan.user_writes = plan_users(users, current_users, True, params["users_exclusive_prefixes"])
 
     if script is not None and params["post_auth"]["required_apps"]:
-        live_query_file = query_file if query_managed else config.get(APP_VERIFY_KEY)
+        if query_managed:
+            live_query_file = query_file
+        elif params["post_auth"]["query_file"] is not None:
+            live_query_file = params["post_auth"]["query_file"]
+        else:
+            live_query_file = config.get(APP_VERIFY_KEY)
         entries = query_file_entries(live_query_file)
         missing = ["%s (%s)" % (app.get("name"), app.get("platform", "all"))
                    for app in params["post_auth"]["required_apps"] if not covered(entries, app)]

@@ -261,3 +261,15 @@ def test_read_failure_is_reported_without_output(server, run_module):
     assert result["failed"] is True
     assert "bind-pa55" not in json.dumps(result)
     assert writes(server) == []
+
+
+def test_policy_is_checked_against_the_query_file_an_earlier_task_loads(server, run_module):
+    """Check mode: the host_checker role has not written its file, the real run will have."""
+    args = everything(users={}, post_auth=post_auth(required_apps=[{"name": "FIREFOX", "platform": "all"}],
+                                                    query_file=QUERY_FILE))
+    del args["app_verify"]
+    result = run(run_module, server, check_mode=True, **args)
+    assert result["failed"] is False, result
+    args["post_auth"]["query_file"] = "win:FIREFOX=^mozilla\n"
+    result = run(run_module, server, check_mode=True, **args)
+    assert result["failed"] is True and "checks FIREFOX (all)" in result["msg"]
