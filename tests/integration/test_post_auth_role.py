@@ -80,7 +80,7 @@ def test_four_runs_with_every_capability(tmp_path, make_fleet):
         commands = server.commands()
         # the query file (host_checker role), then the script; one start for both
         assert commands.count("ConfigPut") == 2 and commands.count("start") == 1, commands
-        assert server.config()["vpn.client.app_verify"] == "all:FIREFOX=^mozilla firefox"
+        assert server.config()["vpn.client.app_verify"].splitlines() == ["all:FIREFOX=^mozilla firefox"]
         script = live_script(server)
         assert "# ovpnas.fleet.features: group_mapping, device_pinning, host_checker" in script
         assert server.userprops()["alice"]["pvt_hw_addr"] == "00:11:22:33:44:55"
