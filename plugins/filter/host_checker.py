@@ -27,8 +27,8 @@ def host_checker_query_file(apps, name="host_checker_apps"):
             covered = {"win", "mac"} if app["platform"] == "all" else {app["platform"]}
             seen = platforms.setdefault(app["name"].upper(), set())
             if seen & covered:
-                raise SettingsError("%s[%d]: lists %s again for %s" % (name, index, app["name"],
-                                                                        " and ".join(sorted(seen & covered))))
+                both = " and ".join(sorted(seen & covered))
+                raise SettingsError("%s[%d]: lists %s again for %s" % (name, index, app["name"], both))
             seen |= covered
     except SettingsError as exc:
         raise AnsibleFilterError(str(exc)) from None

@@ -213,7 +213,7 @@ def test_removal_backs_up_script_and_query_file(server, run_module):
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
         assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
         with open(path) as handle:
-                assert handle.read().rstrip("\n") == text.rstrip("\n")
+            assert handle.read().rstrip("\n") == text.rstrip("\n")
     assert run(run_module, server, post_auth={"state": "absent"}, app_verify={"state": "absent"})["changed"] is False
 
 
