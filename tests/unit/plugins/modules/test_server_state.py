@@ -104,7 +104,8 @@ def test_no_op_without_users_is_one_read(server, run_module):
     assert result["changed"] is False
     assert server.commands() == ["ConfigQuery"]
     assert result["reads"] == ["sacli ConfigQuery"]
-    assert result["post_auth"]["sha256_before"] == result["post_auth"]["sha256_after"] is not None
+    assert result["post_auth"]["sha256_before"] is not None
+    assert result["post_auth"]["sha256_before"] == result["post_auth"]["sha256_after"]
 
 
 def test_only_what_differs_is_written(server, run_module):
