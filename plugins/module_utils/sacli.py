@@ -273,6 +273,8 @@ class SacliRunner:
 
     def __init__(self, module, path=None, timeout=None):
         self.module = module
+        # where value files are written: the module's private temporary folder, or a staging folder
+        self.tmpdir = None
         self.path = path or module.params.get("sacli_path") or DEFAULT_SACLI
         self.timeout = module.params.get("sacli_timeout") if timeout is None else timeout
         self.commands = []
@@ -323,7 +325,7 @@ class SacliRunner:
         temp = None
         try:
             if value is not None:
-                fd, temp = tempfile.mkstemp(prefix="sacli-value-", dir=self.module.tmpdir)
+                fd, temp = tempfile.mkstemp(prefix="sacli-value-", dir=self.tmpdir or self.module.tmpdir)
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(value.encode("utf-8"))
                 value_path = temp

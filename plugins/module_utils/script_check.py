@@ -6,8 +6,8 @@
 
 The script is compiled the way Access Server compiles it (from its text, as ``<string>``)
 by every interpreter it may run under, then the policy harness runs the policy cases
-against it with the interpreter that Access Server uses. Everything is staged in the
-module's private temporary folder (mode 0700, files 0600) and removed with it.
+against it with the interpreter that Access Server uses. Everything is staged in a private
+folder the caller gives (mode 0700, files 0600) and removed with it.
 """
 
 from __future__ import annotations
@@ -40,12 +40,12 @@ def _first_line(text):
     return lines[-1].strip() if lines else ""
 
 
-def check_script(module, content, python, interpreters, harness, cases):
+def check_script(module, directory, content, python, interpreters, harness, cases):
     """Compile ``content`` with ``python`` and each of ``interpreters``, then run ``cases``.
 
-    Returns {interpreters: [...], cases_passed: n}; raises ScriptCheckError otherwise.
+    The files are staged in ``directory``, a private folder. Returns {interpreters: [...],
+    cases_passed: n}; raises ScriptCheckError otherwise.
     """
-    directory = module.tmpdir
     script = _stage(directory, "post_auth.py", content)
     compiled = []
     for interpreter in [python] + [i for i in interpreters if i != python]:

@@ -171,6 +171,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     same_value,
     sha256_text,
 )
+from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import fleet_dir
 
 # Runs in the validating interpreter, which may be as old as Python 3.6:
 # compile as AS does (file name <string>) and look for an entry point.
@@ -213,11 +214,6 @@ def validate(module, path):
             changed=False,
         )
     return dict(interpreter=interpreter, python_version=report.get("python_version"))
-
-
-def default_backup_dir(sacli_path):
-    as_root = os.path.dirname(os.path.dirname(os.path.abspath(sacli_path)))
-    return os.path.join(as_root, "etc", "ovpnas_fleet", "backups")
 
 
 def write_backup(module, directory, text):
@@ -312,7 +308,7 @@ def main():
         if changed and not module.check_mode:
             if params["backup"] and current is not None:
                 result["backup_file"] = write_backup(
-                    module, params["backup_dir"] or default_backup_dir(runner.path), current
+                    module, params["backup_dir"] or os.path.join(fleet_dir(runner.path), "backups"), current
                 )
             try:
                 if present:

@@ -49,6 +49,12 @@ options:
       - Seconds between two C(sacli status) calls.
     type: float
     default: 2.0
+  state_dir:
+    description:
+      - The folder where M(ovpnas.fleet.server_state) keeps its pending-apply record; a start after which every
+        service is on removes the record.
+      - Defaults to C(etc/ovpnas_fleet) under the Access Server folder, found from O(sacli_path).
+    type: path
 notes:
   - The C(errors) object of C(start) holds C([severity, message]) entries per service. Entries with severity
     C(info), C(debug) or C(notice) are reported in RV(messages) and do not fail the task; anything else does,
@@ -77,6 +83,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+pending_apply_cleared:
+  description: Whether a pending-apply record of M(ovpnas.fleet.server_state) was removed, every service being up.
+  returned: when every service was seen up
+  type: bool
+  sample: true
 service_status:
   description: The state of each service from the last C(sacli status) (from C(start) when O(wait=false)).
   returned: success
@@ -140,6 +151,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     services_not_up,
     split_start_errors,
 )
+from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import clear_pending, fleet_dir
 
 
 def wait_until_up(module, runner, deadline, interval):
@@ -176,6 +188,7 @@ def main():
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=120),
         wait_interval=dict(type="float", default=2.0),
+        state_dir=dict(type="path"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     runner = SacliRunner(module)
@@ -208,6 +221,10 @@ def main():
     if module.params["wait"]:
         status, checks = wait_until_up(module, runner, deadline, module.params["wait_interval"])
         result.update(service_status=status.get("service_status"), status_checks=checks)
+    elif services_not_up(output):
+        module.exit_json(**result)
+    # every service is up: the change a run recorded as pending is applied
+    result["pending_apply_cleared"] = clear_pending(module.params["state_dir"] or fleet_dir(runner.path))
     module.exit_json(**result)
 
 

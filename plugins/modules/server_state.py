@@ -145,7 +145,26 @@ options:
       - Folder for backups (mode 0700; backups are mode 0600 because scripts may hold secrets).
       - Defaults to C(etc/ovpnas_fleet/backups) under the Access Server folder, found from O(sacli_path).
     type: path
+  state_dir:
+    description:
+      - The collection's root-only folder on the server (mode 0700) that holds the lock, the pending-apply record
+        and the staging folders.
+      - Defaults to C(etc/ovpnas_fleet) under the Access Server folder, found from O(sacli_path).
+        M(ovpnas.fleet.sacli_start) must be given the same folder.
+    type: path
+  lock_timeout:
+    description:
+      - Seconds to wait for another run on the same server to release the lock before failing.
+    type: int
+    default: 300
 notes:
+  - A run that writes holds an exclusive lock on O(state_dir) from its read to its last write, so two runs at
+    once never mix their changes; a check-mode run holds it shared.
+  - A change that needs C(sacli start) leaves a pending-apply record in O(state_dir) before its first write.
+    Only M(ovpnas.fleet.sacli_start) with every service up removes it; until then, every run reports the server
+    as changed and notifies the handler again, so a failed or skipped start is never forgotten.
+  - What is staged to be tested (the script, its cases, values for C(sacli)) goes to a private folder under
+    O(state_dir), removed when the module ends; folders a killed run left behind are removed by the next run.
   - Values that differ only in trailing newlines are equal (whether C(sacli) keeps them is not known).
   - The script is loaded last, after the query file, the keys and the user properties it relies on.
 seealso:
@@ -183,7 +202,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 restart_required:
-  description: Whether something changed that C(sacli start) must apply.
+  description: Whether something changed, or an earlier change is still pending, that C(sacli start) must apply.
   returned: always
   type: bool
   sample: true
@@ -214,6 +233,11 @@ validation:
   returned: when the script differed and was checked
   type: dict
   sample: {interpreters: [/usr/bin/python3], cases_passed: 3}
+pending_apply:
+  description: The record of a change an earlier run made that was never applied with C(sacli start).
+  returned: when such a record was found
+  type: dict
+  sample: {since: "2026-12-01T08:00:00Z", changes: [auth.module.post_auth_script]}
 reads:
   description: The C(sacli) reads made (one C(ConfigQuery), and one C(UserPropGet) when O(users) is given).
   returned: always
@@ -230,6 +254,7 @@ commands:
 
 import os
 import re
+import shutil
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -249,6 +274,16 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     to_sacli_string,
 )
 from ansible_collections.ovpnas.fleet.plugins.module_utils.script_check import ScriptCheckError, check_script
+from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import (
+    HostLock,
+    LockTimeoutError,
+    clear_pending,
+    fleet_dir,
+    read_pending,
+    record_pending,
+    record_pending_again,
+    staging,
+)
 from ansible_collections.ovpnas.fleet.plugins.module_utils.userprops import needs_restart, plan_users, put_order
 
 APP_VERIFY_LINE = re.compile(r"^(?:(win|mac|all):)?([A-Za-z0-9_]+)=")
@@ -377,11 +412,6 @@ def write_backup(module, directory, what, text):
     return path
 
 
-def default_backup_dir(sacli_path):
-    as_root = os.path.dirname(os.path.dirname(os.path.abspath(sacli_path)))
-    return os.path.join(as_root, "etc", "ovpnas_fleet", "backups")
-
-
 def wanted_text(module, name, option):
     """The wanted text of a managed key: a string, None to remove it, or the module fails."""
     if option is None:
@@ -419,13 +449,12 @@ def main():
         secret_keys=dict(type="list", elements="str", default=[], no_log=False),
         backup=dict(type="bool", default=True),
         backup_dir=dict(type="path"),
+        state_dir=dict(type="path"),
+        lock_timeout=dict(type="int", default=300),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     is_secret = secret_matcher(params["secret_keys"])
-
-    def shown(key, value):
-        return mask(value) if value is not None and is_secret(key) else value
 
     # the wanted state, checked before anything is read
     try:
@@ -448,8 +477,34 @@ def main():
     for props in users.values():
         module.no_log_values.update(v for k, v in props.items() if v and is_secret(k))
 
-    # the one read
     runner = SacliRunner(module)
+    directory = params["state_dir"] or fleet_dir(runner.path)
+    wanted = dict(settings=settings, users=users, script_managed=script_managed, script=script,
+                  query_managed=query_managed, query_file=query_file)
+    staged = None
+    try:
+        # a run that writes holds the lock from its read to its last write; check mode shares it
+        with HostLock(directory, params["lock_timeout"], exclusive=not module.check_mode):
+            staged = staging(directory, clean=not module.check_mode)
+            runner.tmpdir = staged
+            converge(module, runner, directory, staged, wanted, is_secret)
+    except LockTimeoutError as exc:
+        module.fail_json(msg="%s; nothing was changed" % exc, changed=False)
+    except OSError as exc:
+        module.fail_json(msg="cannot use %s: %s; nothing was changed" % (directory, exc), changed=False)
+    finally:
+        if staged is not None:
+            shutil.rmtree(staged, ignore_errors=True)
+
+
+def converge(module, runner, directory, staged, wanted, is_secret):
+    params = module.params
+    settings, users, script, query_file = wanted["settings"], wanted["users"], wanted["script"], wanted["query_file"]
+
+    def shown(key, value):
+        return mask(value) if value is not None and is_secret(key) else value
+
+    # the one read
     result = dict(changed=False, restart_required=False, changed_keys=[], changed_users=[], commands=[], reads=[])
     try:
         config = runner.config_query()
@@ -470,14 +525,14 @@ def main():
         plan.set_key(key, value)
     for key in params["absent_keys"]:
         plan.set_key(key, None)
-    if query_managed:
+    if wanted["query_managed"]:
         plan.set_key(APP_VERIFY_KEY, query_file)
-    if script_managed:
+    if wanted["script_managed"]:
         plan.set_key(POST_AUTH_KEY, script)
     plan.user_writes = plan_users(users, current_users, True, params["users_exclusive_prefixes"])
 
     if script is not None and params["post_auth"]["required_apps"]:
-        if query_managed:
+        if wanted["query_managed"]:
             live_query_file = query_file
         elif params["post_auth"]["query_file"] is not None:
             live_query_file = params["post_auth"]["query_file"]
@@ -492,10 +547,17 @@ def main():
                     "report them and every Windows and macOS login would be refused; nothing was changed"
                     % (", ".join(missing), APP_VERIFY_KEY), **result)
 
+    # a change an earlier run made but never applied (its start failed or never ran)
+    pending = read_pending(directory)
     changed_keys = sorted(plan.keys)
     restart = bool(plan.keys) or any(needs_restart(p, d) or a for p, d, a in plan.user_writes.values())
-    result.update(changed=bool(plan.keys or plan.user_writes), restart_required=restart, changed_keys=changed_keys,
-                  changed_users=sorted(plan.user_writes), commands=plan.commands())
+    result.update(changed=bool(plan.keys or plan.user_writes or pending), restart_required=restart or bool(pending),
+                  changed_keys=changed_keys, changed_users=sorted(plan.user_writes), commands=plan.commands())
+    if pending:
+        result["pending_apply"] = pending
+        module.warn("a change made on this server at %s (%s) was never applied (its sacli start failed or did not "
+                    "run): the server is started again" % (pending.get("since"), ", ".join(pending.get("changes", []))
+                                                           or "unknown"))
     for option, key in (("post_auth", POST_AUTH_KEY), ("app_verify", APP_VERIFY_KEY)):
         if params[option] is not None:
             before = sha256_text(config.get(key))
@@ -503,30 +565,40 @@ def main():
                                   sha256_after=sha256_text(plan.keys[key]) if key in plan.keys else before)
     if module._diff:
         result["diff"] = diff(plan, config, current_users, shown)
-    if not result["changed"]:
+    if not (plan.keys or plan.user_writes):
         module.exit_json(**result)
 
     if POST_AUTH_KEY in plan.keys and script is not None:
         post_auth = params["post_auth"]
         try:
-            result["validation"] = check_script(module, script, post_auth["python"], post_auth["validate_interpreters"],
-                                                post_auth["policy_harness"], post_auth["policy_cases"])
+            result["validation"] = check_script(module, staged, script, post_auth["python"],
+                                                post_auth["validate_interpreters"], post_auth["policy_harness"],
+                                                post_auth["policy_cases"])
         except ScriptCheckError as exc:
-            result.update(changed=False, restart_required=False, commands=[])
+            result.update(changed=bool(pending), restart_required=bool(pending), commands=[])
             module.fail_json(msg="%s; nothing was changed" % exc.msg, **dict(result, **exc.details))
     if module.check_mode:
         module.exit_json(**result)
 
     if params["backup"]:
-        directory = params["backup_dir"] or default_backup_dir(runner.path)
+        backups = params["backup_dir"] or os.path.join(directory, "backups")
         for option, key, what in (("post_auth", POST_AUTH_KEY, "post_auth_script.%s.py"),
                                   ("app_verify", APP_VERIFY_KEY, "app_verify.%s.txt")):
             if key in plan.keys and config.get(key) is not None:
-                result[option]["backup_file"] = write_backup(module, directory, what, config.get(key))
+                result[option]["backup_file"] = write_backup(module, backups, what, config.get(key))
+    if restart:
+        # before the first write: a run killed after it still leaves the record
+        record_pending(directory, changed_keys + sorted(plan.user_writes))
     try:
         plan.apply()
     except SacliError as exc:
         undone = getattr(exc, "not_undone", [])
+        if not undone and restart:
+            # the server is as it was: only an earlier change (if any) still waits for start
+            if pending:
+                record_pending_again(directory, pending)
+            else:
+                clear_pending(directory)
         result.update(changed=bool(undone), commands=runner.commands)
         exc.msg = "%s; %s" % (exc.msg, "the writes made before it were undone" if not undone
                               else "undoing the writes made before it failed for %s" % ", ".join(undone))

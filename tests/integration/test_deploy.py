@@ -179,3 +179,27 @@ def test_bad_query_file_entries_fail_before_any_change(make_fleet, tmp_path):
         assert result.returncode != 0
         assert message in result.stdout, result.stdout
         assert fleet["as01"].commands() == []
+
+
+def test_failed_start_is_never_forgotten(make_fleet, tmp_path):
+    """start fails (exit, reported errors, a service that stays off): every later run starts again until it works."""
+    faults = [dict(action="exit", rc=1, times=1), dict(action="errors", errors={"web": [["error", "bind failed"]]},
+                                                       times=1)]
+    for index, fault in enumerate(faults):
+        fleet, inventory, extra = fleet_and_vars(make_fleet, tmp_path / str(index), hosts=1)
+        server = fleet["as01"]
+        server.set_fault("start", **fault)
+        first, hosts = deploy(inventory, extra)
+        assert first.returncode != 0 and hosts["as01"]["failed"] == 1, first.stdout
+        assert SCRIPT_KEY in server.config()
+        reset(fleet)
+
+        second, hosts = deploy(inventory, extra)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert "was never applied" in second.stdout + second.stderr
+        assert [c for c in server.commands() if c in WRITES] == [] and server.commands().count("start") == 1
+        reset(fleet)
+
+        third, hosts = deploy(inventory, extra)
+        assert third.returncode == 0 and hosts["as01"]["changed"] == 0, third.stdout
+        assert server.commands() == ["ConfigQuery", "UserPropGet"]

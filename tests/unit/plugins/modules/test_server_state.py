@@ -61,6 +61,14 @@ def run(run_module, server, check_mode=False, diff=False, **args):
     return run_module(server_state.main, args, check_mode=check_mode, diff=diff)
 
 
+def applied(run_module, server):
+    """What the ovpnas_fleet_apply handler does after a change: start, which clears the pending record."""
+    from ansible_collections.ovpnas.fleet.plugins.modules import sacli_start
+
+    result = run_module(sacli_start.main, dict(sacli_path=server.sacli_path, wait_interval=0.1))
+    assert result["failed"] is False and result["pending_apply_cleared"] is True, result
+
+
 def writes(server):
     return [c for c in server.commands() if c in WRITES]
 
@@ -88,6 +96,7 @@ def test_four_runs(server, run_module):
     assert config["host.name"] == "vpn.example.com"
     assert config["vpn.client.routing.reroute_gw"] == "false"
     assert server.userprops()["alice"]["pvt_hw_addr"] == "00:11:22:33:44:55"
+    applied(run_module, server)
 
     for check_mode in (True, False):
         again = run(run_module, server, check_mode=check_mode, diff=True, **everything())
@@ -100,6 +109,7 @@ def test_four_runs(server, run_module):
 def test_no_op_without_users_is_one_read(server, run_module):
     args = everything(users={})
     run(run_module, server, **args)
+    applied(run_module, server)
     result = run(run_module, server, **args)
     assert result["changed"] is False
     assert server.commands() == ["ConfigQuery"]
@@ -110,6 +120,7 @@ def test_no_op_without_users_is_one_read(server, run_module):
 
 def test_only_what_differs_is_written(server, run_module):
     run(run_module, server, **everything())
+    applied(run_module, server)
     result = run(run_module, server, **everything(settings={"host.name": "other.example.com",
                                                             "vpn.client.routing.reroute_gw": False}))
     assert result["changed_keys"] == ["host.name"]
@@ -205,6 +216,7 @@ def test_failed_write_undoes_new_users(server, run_module):
 
 def test_removal_backs_up_script_and_query_file(server, run_module):
     run(run_module, server, **everything())
+    applied(run_module, server)
     result = run(run_module, server, post_auth={"state": "absent"}, app_verify={"state": "absent"})
     assert result["changed_keys"] == [SCRIPT_KEY, QUERY_KEY]
     assert writes(server) == ["ConfigDel", "ConfigDel"]
@@ -215,6 +227,7 @@ def test_removal_backs_up_script_and_query_file(server, run_module):
         assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
         with open(path) as handle:
             assert handle.read().rstrip("\n") == text.rstrip("\n")
+    applied(run_module, server)
     assert run(run_module, server, post_auth={"state": "absent"}, app_verify={"state": "absent"})["changed"] is False
 
 
@@ -274,3 +287,76 @@ def test_policy_is_checked_against_the_query_file_an_earlier_task_loads(server, 
     args["post_auth"]["query_file"] = "win:FIREFOX=^mozilla\n"
     result = run(run_module, server, check_mode=True, **args)
     assert result["failed"] is True and "checks FIREFOX (all)" in result["msg"]
+
+
+def fleet_dir(server):
+    return os.path.join(server.path, "etc", "ovpnas_fleet")
+
+
+def test_change_leaves_a_pending_record_until_a_healthy_start(server, run_module):
+    from ansible_collections.ovpnas.fleet.plugins.modules import sacli_start
+
+    first = run(run_module, server, **everything())
+    assert first["changed"] is True
+    record = os.path.join(fleet_dir(server), "pending_apply.json")
+    assert stat.S_IMODE(os.stat(record).st_mode) == 0o600
+    with open(record) as handle:
+        assert SCRIPT_KEY in json.load(handle)["changes"]
+
+    # the start never happened: the next run, with nothing else to change, still reports the change
+    for check_mode in (True, False):
+        again = run(run_module, server, check_mode=check_mode, **everything())
+        assert again["changed"] is True and again["restart_required"] is True
+        assert again["commands"] == [] and writes(server) == []
+        assert SCRIPT_KEY in again["pending_apply"]["changes"]
+        assert "was never applied" in json.dumps(again["warnings"])
+
+    server.set_fault("start", action="exit", rc=1, times=1)
+    failed = run_module(sacli_start.main, dict(sacli_path=server.sacli_path, wait_interval=0.1))
+    assert failed["failed"] is True and os.path.exists(record)
+    started = run_module(sacli_start.main, dict(sacli_path=server.sacli_path, wait_interval=0.1))
+    assert started["failed"] is False and started["pending_apply_cleared"] is True
+    assert not os.path.exists(record)
+    assert run(run_module, server, **everything())["changed"] is False
+
+
+def test_private_property_changes_leave_no_record(server, run_module):
+    server.sacli("--user", "alice", "--key", "type", "--value", "user_connect", "UserPropPut")
+    result = run(run_module, server, users={"alice": {"pvt_hw_addr": "00:11:22:33:44:55"}})
+    assert result["changed"] is True and result["restart_required"] is False
+    assert not os.path.exists(os.path.join(fleet_dir(server), "pending_apply.json"))
+
+
+def test_undone_change_leaves_no_record(server, run_module):
+    server.set_fault("configput", action="exit", after=1, times=1)
+    result = run(run_module, server, **everything(users={}))
+    assert result["failed"] is True and "undone" in result["msg"]
+    assert not os.path.exists(os.path.join(fleet_dir(server), "pending_apply.json"))
+
+
+def test_another_run_holding_the_lock_is_waited_for_then_reported(server, run_module):
+    import fcntl
+
+    os.makedirs(fleet_dir(server), mode=0o700, exist_ok=True)
+    with open(os.path.join(fleet_dir(server), "lock"), "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.write(json.dumps({"pid": 4242, "host": "ci", "since": "2026-12-01T08:00:00Z"}))
+        handle.flush()
+        result = run(run_module, server, lock_timeout=1, **everything())
+    assert result["failed"] is True
+    assert "another run (pid 4242 on ci) since 2026-12-01T08:00:00Z holds the lock" in result["msg"]
+    assert server.commands() == [], "nothing is read while another run holds the lock"
+    assert run(run_module, server, lock_timeout=1, **everything())["changed"] is True
+
+
+def test_staging_is_private_and_a_killed_run_leaves_nothing(server, run_module):
+    stale = os.path.join(fleet_dir(server), "staging", "tmpkilled")
+    os.makedirs(stale)
+    with open(os.path.join(stale, "post_auth.py"), "w") as handle:
+        handle.write("SECRET = 'left by a killed run'")
+    result = run(run_module, server, **everything())
+    assert result["changed"] is True
+    staging = os.path.join(fleet_dir(server), "staging")
+    assert os.listdir(staging) == [], "the stale folder and this run's own are gone"
+    assert stat.S_IMODE(os.stat(fleet_dir(server)).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(staging).st_mode) == 0o700

@@ -1,0 +1,152 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) ovpnas.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The collection's root-only folder on the server: lock, pending-apply record, staging, backups.
+
+Everything lives under ``etc/ovpnas_fleet`` of the Access Server folder (found from the sacli
+path), mode 0700, files 0600:
+
+* ``lock``: a run holds it (flock) from its read to its last write, so two runs never mix;
+* ``pending_apply.json``: written before a change that needs ``sacli start``, removed only
+  after a start with every service up, so a failed or skipped start is never forgotten;
+* ``staging/``: private copies of what a run tests or loads, removed when the run ends, and by
+  the next run when a killed run left them behind;
+* ``backups/``: the previous script and query file.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import shutil
+import socket
+import tempfile
+import time
+
+
+class LockTimeoutError(Exception):
+    """Another run holds the server's lock."""
+
+
+def fleet_dir(sacli_path):
+    """``etc/ovpnas_fleet`` of the Access Server folder that holds ``scripts/sacli``."""
+    as_root = os.path.dirname(os.path.dirname(os.path.abspath(sacli_path)))
+    return os.path.join(as_root, "etc", "ovpnas_fleet")
+
+
+def private_dir(path):
+    """Create ``path`` (and its parents) owner-only, or make an existing one owner-only."""
+    if not os.path.isdir(path):
+        os.makedirs(path, 0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def write_private(path, text):
+    """Write ``text`` to ``path`` (mode 0600) through a temporary file and a rename."""
+    fd, temp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8"))
+        os.rename(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+
+
+class HostLock:
+    """flock on ``DIR/lock``: exclusive for a run that writes, shared for one that only reads."""
+
+    def __init__(self, directory, timeout, exclusive=True):
+        self.path = os.path.join(private_dir(directory), "lock")
+        self.timeout = timeout
+        self.exclusive = exclusive
+        self.handle = None
+
+    def holder(self):
+        try:
+            with open(self.path) as handle:
+                info = json.loads(handle.read() or "{}")
+        except (OSError, ValueError):
+            return "another run"
+        return "another run (pid %s on %s) since %s" % (info.get("pid"), info.get("host"), info.get("since"))
+
+    def __enter__(self):
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.handle = os.fdopen(fd, "r+")
+        mode = fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(self.handle, mode | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() >= deadline:
+                    holder = self.holder()
+                    self.handle.close()
+                    raise LockTimeoutError("%s holds the lock %s; gave up after %s seconds"
+                                           % (holder, self.path, self.timeout)) from None
+                time.sleep(0.2)
+        if self.exclusive:
+            self.handle.seek(0)
+            self.handle.truncate()
+            self.handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                          "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
+            self.handle.flush()
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+
+
+PENDING = "pending_apply.json"
+
+
+def read_pending(directory):
+    """The pending-apply record, or None."""
+    try:
+        with open(os.path.join(directory, PENDING)) as handle:
+            return json.loads(handle.read())
+    except (OSError, ValueError):
+        return None if not os.path.exists(os.path.join(directory, PENDING)) else {"since": "unknown"}
+
+
+def record_pending(directory, changes):
+    """Note that ``changes`` (names of keys and users) await `sacli start`; keeps earlier ones."""
+    record = read_pending(directory) or {"since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "changes": []}
+    record["changes"] = sorted(set(record.get("changes", [])) | set(changes))
+    write_private(os.path.join(private_dir(directory), PENDING), json.dumps(record, sort_keys=True))
+    return record
+
+
+def record_pending_again(directory, record):
+    """Put back a record exactly as it was read."""
+    write_private(os.path.join(private_dir(directory), PENDING), json.dumps(record, sort_keys=True))
+
+
+def clear_pending(directory):
+    try:
+        os.unlink(os.path.join(directory, PENDING))
+        return True
+    except OSError:
+        return False
+
+
+def staging(directory, clean):
+    """A new private folder under ``DIR/staging``.
+
+    With ``clean`` (the exclusive lock held: no other run can be using one), the folders a
+    killed run left there are removed first.
+    """
+    root = private_dir(os.path.join(directory, "staging"))
+    if clean:
+        for name in os.listdir(root):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+    return tempfile.mkdtemp(dir=root)
