@@ -186,6 +186,7 @@ def test_failed_start_is_never_forgotten(make_fleet, tmp_path):
     faults = [dict(action="exit", rc=1, times=1), dict(action="errors", errors={"web": [["error", "bind failed"]]},
                                                        times=1)]
     for index, fault in enumerate(faults):
+        (tmp_path / str(index)).mkdir()
         fleet, inventory, extra = fleet_and_vars(make_fleet, tmp_path / str(index), hosts=1)
         server = fleet["as01"]
         server.set_fault("start", **fault)
