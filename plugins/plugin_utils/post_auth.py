@@ -47,6 +47,15 @@ DEFAULT_MESSAGES = {
     "challenge_unavailable": "Your code could not be checked right now. Please try again later.",
 }
 
+# The messages each local capability shows; the other capabilities' start with their name
+# (duo_prompt). A script carries the messages of its capabilities only, and those of no capability.
+CAPABILITY_MESSAGES = {
+    "group_mapping": ("directory_error", "group_unmatched", "group_denied"),
+    "device_pinning": ("device_missing_address", "device_invalid_address", "device_not_registered"),
+    "host_checker": ("platform_not_allowed", "client_too_old", "app_missing", "app_outdated", "app_unverifiable",
+                     "platform_cannot_report"),
+}
+
 MAPPING_SOURCES = ("ldap", "radius", "saml", "custom_auth")
 RADIUS_ATTRIBUTES = {"Filter-Id": 11, "Class": 25, "Framed-Pool": 88}
 PROPERTY_TYPES = {
@@ -132,6 +141,17 @@ def _messages(overrides):
             _fail("post_auth_messages.%s" % key, "must be a non-empty string")
         messages[key] = value
     return messages
+
+
+def message_capability(key):
+    """The capability that shows message ``key``; None for the script's own (internal_error)."""
+    for feature, keys in CAPABILITY_MESSAGES.items():
+        if key in keys:
+            return feature
+    for feature in CHAIN:
+        if key.startswith(feature + "_"):
+            return feature
+    return None
 
 
 def _properties(props, name):
@@ -554,6 +574,9 @@ def build_settings(params):
     if params.get("challenge"):
         totp_seeds(params)
     settings["features"] = features
+    # every override is validated above; the script carries only the messages it can show
+    settings["messages"] = {key: text for key, text in settings["messages"].items()
+                            if message_capability(key) in [None] + features}
     flags = _flags(settings)
     # the secrets count too: a rotated key is a different script
     canonical = json.dumps({"settings": settings, "flags": flags, "secrets": secrets}, sort_keys=True,

@@ -7,6 +7,7 @@ import pytest
 from test_post_auth_settings import params, refusal
 
 from ansible_collections.ovpnas.fleet.plugins.filter.post_auth import post_auth_settings, post_auth_user_properties
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.post_auth import DEFAULT_MESSAGES
 
 SKEY = "duo-skey-0123456789abcdefghijklmnopqrstuv"
 HASH = "pbkdf2_sha256$100000$salt$" + base64.b64encode(
@@ -121,3 +122,10 @@ def test_hashes_are_secrets_and_rotation_changes_the_sha():
 def test_features_in_chain_order():
     values = duo(custom_auth=True, custom_auth_url="https://a.example.com", device_pinning=True)
     assert post_auth_settings(values)["features"] == ["custom_auth", "device_pinning", "duo"]
+
+
+@pytest.mark.parametrize("values, prefix", [(duo(), "duo_"), (pas(), "custom_auth_"), (challenge(), "challenge_")],
+                         ids=["duo", "custom_auth", "challenge"])
+def test_each_capability_carries_its_messages(values, prefix):
+    messages = post_auth_settings(values)["settings"]["messages"]
+    assert set(messages) == {"internal_error"} | {key for key in DEFAULT_MESSAGES if key.startswith(prefix)}

@@ -575,13 +575,37 @@ def test_group_mapping_defaults_from_the_role():
     }
 
 
+# the messages each local capability shows its users
+CAPABILITY_MESSAGES = {
+    "group_mapping": {"directory_error", "group_unmatched", "group_denied"},
+    "device_pinning": {"device_missing_address", "device_invalid_address", "device_not_registered"},
+    "host_checker": {"platform_not_allowed", "client_too_old", "app_missing", "app_outdated", "app_unverifiable",
+                     "platform_cannot_report"},
+}
+
+
 def test_messages_merged_with_defaults():
-    result = settings(params(messages={"group_denied": "Ask the help desk."}))
+    result = settings(everything(messages={"group_denied": "Ask the help desk."}))
     messages = result["messages"]
     assert messages["group_denied"] == "Ask the help desk."
     assert messages["internal_error"] == "Authentication failed. Please contact your administrator."
-    assert set(messages) == set(DEFAULT_MESSAGES)
-    assert all(messages[k] == v for k, v in DEFAULT_MESSAGES.items() if k != "group_denied")
+    assert set(messages) == {"internal_error"}.union(*CAPABILITY_MESSAGES.values())
+    assert all(messages[k] == DEFAULT_MESSAGES[k] for k in messages if k != "group_denied")
+
+
+@pytest.mark.parametrize("feature", sorted(CAPABILITY_MESSAGES))
+def test_a_script_carries_the_messages_of_its_capabilities_only(feature):
+    overrides = {key: "custom %s" % key for key in DEFAULT_MESSAGES}
+    values = {"group_mapping": mapping, "device_pinning": pinning, "host_checker": checker}[feature](messages=overrides)
+    messages = settings(values)["messages"]
+    assert set(messages) == {"internal_error"} | CAPABILITY_MESSAGES[feature]
+    assert all(text == "custom %s" % key for key, text in messages.items())
+
+
+def test_without_capabilities_only_the_internal_error_message():
+    # an override for a capability that is off is still checked, and left out
+    result = settings(params(messages={"group_denied": "Ask the help desk.", "duo_denied": "No."}))
+    assert result["messages"] == {"internal_error": DEFAULT_MESSAGES["internal_error"]}
 
 
 # --- features and flags ----------------------------------------------------------------------------------------------
