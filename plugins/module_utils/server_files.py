@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -104,6 +105,21 @@ class HostLock:
     def __exit__(self, *exc):
         fcntl.flock(self.handle, fcntl.LOCK_UN)
         self.handle.close()
+
+
+def write_backup(directory, what, text):
+    """Save ``text`` as ``directory/<what>.<UTC time>.<sha256 prefix>.<ext>`` (mode 0600); return the path.
+
+    ``what`` is a name with its extension, such as ``post_auth_script.py``.
+    """
+    stem, ext = os.path.splitext(what)
+    digest = hashlib.sha256(text.rstrip("\r\n").encode("utf-8")).hexdigest()[:12]
+    path = os.path.join(private_dir(directory), "%s.%s.%s%s" % (stem, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+                                                                 digest, ext))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(text.encode("utf-8"))
+    return path
 
 
 PENDING = "pending_apply.json"

@@ -157,7 +157,6 @@ validation:
 import json
 import os
 import tempfile
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -171,7 +170,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     same_value,
     sha256_text,
 )
-from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import fleet_dir
+from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import fleet_dir, write_backup
 
 # Runs in the validating interpreter, which may be as old as Python 3.6:
 # compile as AS does (file name <string>) and look for an entry point.
@@ -214,20 +213,6 @@ def validate(module, path):
             changed=False,
         )
     return dict(interpreter=interpreter, python_version=report.get("python_version"))
-
-
-def write_backup(module, directory, text):
-    try:
-        if not os.path.isdir(directory):
-            os.makedirs(directory, 0o700)
-        name = "post_auth_script.%s.%s.py" % (time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()), sha256_text(text)[:12])
-        path = os.path.join(directory, name)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-    except OSError as exc:
-        module.fail_json(msg="cannot write the backup in %s: %s; nothing was changed" % (directory, exc), changed=False)
-    return path
 
 
 def read_src(module, path):
@@ -307,9 +292,12 @@ def main():
 
         if changed and not module.check_mode:
             if params["backup"] and current is not None:
-                result["backup_file"] = write_backup(
-                    module, params["backup_dir"] or os.path.join(fleet_dir(runner.path), "backups"), current
-                )
+                directory = params["backup_dir"] or os.path.join(fleet_dir(runner.path), "backups")
+                try:
+                    result["backup_file"] = write_backup(directory, "post_auth_script.py", current)
+                except OSError as exc:
+                    module.fail_json(msg="cannot write the backup in %s: %s; nothing was changed" % (directory, exc),
+                                     changed=False)
             try:
                 if present:
                     runner.config_put(POST_AUTH_KEY, value_path=value_path)

@@ -255,7 +255,6 @@ commands:
 import os
 import re
 import shutil
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -283,6 +282,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import (
     record_pending,
     record_pending_again,
     staging,
+    write_backup,
 )
 from ansible_collections.ovpnas.fleet.plugins.module_utils.userprops import needs_restart, plan_users, put_order
 
@@ -396,20 +396,6 @@ def query_file_entries(text):
         if match:
             entries.append((match.group(1) or "all", match.group(2)))
     return entries
-
-
-def write_backup(module, directory, what, text):
-    try:
-        if not os.path.isdir(directory):
-            os.makedirs(directory, 0o700)
-        name = what % ("%s.%s" % (time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()), sha256_text(text)[:12]))
-        path = os.path.join(directory, name)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-    except OSError as exc:
-        module.fail_json(msg="cannot write the backup in %s: %s; nothing was changed" % (directory, exc), changed=False)
-    return path
 
 
 def wanted_text(module, name, option):
@@ -582,10 +568,14 @@ def converge(module, runner, directory, staged, wanted, is_secret):
 
     if params["backup"]:
         backups = params["backup_dir"] or os.path.join(directory, "backups")
-        for option, key, what in (("post_auth", POST_AUTH_KEY, "post_auth_script.%s.py"),
-                                  ("app_verify", APP_VERIFY_KEY, "app_verify.%s.txt")):
+        for option, key, what in (("post_auth", POST_AUTH_KEY, "post_auth_script.py"),
+                                  ("app_verify", APP_VERIFY_KEY, "app_verify.txt")):
             if key in plan.keys and config.get(key) is not None:
-                result[option]["backup_file"] = write_backup(module, backups, what, config.get(key))
+                try:
+                    result[option]["backup_file"] = write_backup(backups, what, config.get(key))
+                except OSError as exc:
+                    module.fail_json(msg="cannot write the backup in %s: %s; nothing was changed" % (backups, exc),
+                                     changed=bool(pending))
     if restart:
         # before the first write: a run killed after it still leaves the record
         record_pending(directory, changed_keys + sorted(plan.user_writes))
