@@ -308,8 +308,8 @@ def targets(rows, sizes, extras, ratio):
     def row(n, variant, run):
         return next(r for r in rows if (r["n"], r["variant"], r["run"]) == (n, variant, run))
 
-    noop = {str(n): {k: row(n, "ours", "noop")[k] for k in ("sacli_calls_per_host", "writes_per_host",
-                                                             "starts_per_host")} for n in sizes}
+    counts = ("sacli_calls_per_host", "writes_per_host", "starts_per_host")
+    noop = {str(n): {k: row(n, "ours", "noop")[k] for k in counts} for n in sizes}
     starts = {str(e["n"]): e["ours_starts"] for e in extras}
     per_host = {str(e["n"]): round((wall(rows, e["n"], "ours", "noop") - e["empty_wall_s"]) / e["n"], 4)
                 for e in extras}
@@ -376,8 +376,8 @@ def plot(rows, sizes, path):
 
 
 def print_table(rows, ratio, target):
-    print("\n%5s  %-8s %-6s %9s %11s %11s %11s" % ("N", "variant", "run", "wall s", "calls/host", "writes/host",
-                                                     "starts/host"))
+    columns = ("N", "variant", "run", "wall s", "calls/host", "writes/host", "starts/host")
+    print("\n%5s  %-8s %-6s %9s %11s %11s %11s" % columns)
     for row in rows:
         print("%5d  %-8s %-6s %9.2f %11.2f %11.2f %11.2f" % (
             row["n"], row["variant"], row["run"], row["wall_s"], row["sacli_calls_per_host"],

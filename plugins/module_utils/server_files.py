@@ -114,8 +114,8 @@ def write_backup(directory, what, text):
     """
     stem, ext = os.path.splitext(what)
     digest = hashlib.sha256(text.rstrip("\r\n").encode("utf-8")).hexdigest()[:12]
-    path = os.path.join(private_dir(directory), "%s.%s.%s%s" % (stem, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
-                                                                 digest, ext))
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = os.path.join(private_dir(directory), "%s.%s.%s%s" % (stem, stamp, digest, ext))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(text.encode("utf-8"))
