@@ -299,14 +299,14 @@ def assert_crstate_used_as_documented(built):
 
 
 def assert_compiled_everywhere(built, folder):
-    """Every Python 3 of the machine compiled each scenario's script in its role run, and compiles
-    the live script now (as Access Server does: from the text, as `<string>`)."""
+    """Each scenario's role run was asked to compile its script with every Python 3 of the machine
+    (tests/unit/plugins/modules/test_server_state.py shows that one failing interpreter stops the
+    load), and every one of them compiles the live script now (as Access Server does: from the
+    text, as `<string>`)."""
     assert PYTHONS, "no Python 3 under PYENV_ROOT"
     paths = []
     for name, scenario in sorted(built.items()):
         assert scenario.variables["post_auth_validate_interpreters"] == PYTHONS, name
-        for python in PYTHONS:
-            assert "(item=%s)" % python in scenario.first_run.stdout, (name, python)
         path = os.path.join(str(folder), "%s.py" % name)
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(scenario.script)
