@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import shutil
 import socket
 import tempfile
 import time
+
+from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import sha256_text
 
 
 class LockTimeoutError(Exception):
@@ -113,7 +114,7 @@ def write_backup(directory, what, text):
     ``what`` is a name with its extension, such as ``post_auth_script.py``.
     """
     stem, ext = os.path.splitext(what)
-    digest = hashlib.sha256(text.rstrip("\r\n").encode("utf-8")).hexdigest()[:12]
+    digest = sha256_text(text)[:12]
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     path = os.path.join(private_dir(directory), "%s.%s.%s%s" % (stem, stamp, digest, ext))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -126,25 +127,28 @@ PENDING = "pending_apply.json"
 
 
 def read_pending(directory):
-    """The pending-apply record, or None."""
+    """The pending-apply record, or None; a record that cannot be read still counts as pending."""
+    path = os.path.join(directory, PENDING)
+    if not os.path.exists(path):
+        return None
     try:
-        with open(os.path.join(directory, PENDING)) as handle:
+        with open(path) as handle:
             return json.loads(handle.read())
     except (OSError, ValueError):
-        return None if not os.path.exists(os.path.join(directory, PENDING)) else {"since": "unknown"}
+        return {"since": "unknown"}
+
+
+def write_pending(directory, record):
+    """Write ``record`` as the pending-apply record (mode 0600)."""
+    write_private(os.path.join(private_dir(directory), PENDING), json.dumps(record, sort_keys=True))
 
 
 def record_pending(directory, changes):
     """Note that ``changes`` (names of keys and users) await `sacli start`; keeps earlier ones."""
     record = read_pending(directory) or {"since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "changes": []}
     record["changes"] = sorted(set(record.get("changes", [])) | set(changes))
-    write_private(os.path.join(private_dir(directory), PENDING), json.dumps(record, sort_keys=True))
+    write_pending(directory, record)
     return record
-
-
-def record_pending_again(directory, record):
-    """Put back a record exactly as it was read."""
-    write_private(os.path.join(private_dir(directory), PENDING), json.dumps(record, sort_keys=True))
 
 
 def clear_pending(directory):

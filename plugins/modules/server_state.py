@@ -280,9 +280,9 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import (
     fleet_dir,
     read_pending,
     record_pending,
-    record_pending_again,
     staging,
     write_backup,
+    write_pending,
 )
 from ansible_collections.ovpnas.fleet.plugins.module_utils.userprops import needs_restart, plan_users, put_order
 
@@ -586,7 +586,7 @@ def converge(module, runner, directory, staged, wanted, is_secret):
         if not undone and restart:
             # the server is as it was: only an earlier change (if any) still waits for start
             if pending:
-                record_pending_again(directory, pending)
+                write_pending(directory, pending)
             else:
                 clear_pending(directory)
         result.update(changed=bool(undone), commands=runner.commands)
