@@ -24,7 +24,9 @@ description:
     already made are undone, so that the server is left as it was.
   - Does not apply the change. Notify the C(ovpnas_fleet_apply) handler (role C(ovpnas.fleet.apply)), which runs
     M(ovpnas.fleet.sacli_start) once, when RV(restart_required) is true.
-  - The roles C(ovpnas.fleet.post_auth) and C(ovpnas.fleet.host_checker) compose what this module loads.
+  - The roles C(ovpnas.fleet.post_auth) and C(ovpnas.fleet.host_checker) compose what this module loads; with
+    O(compose), this task composes it itself on the controller from those roles' variables, and renders the script
+    only for a server whose live script is not the one they produce.
 author:
   - ovpnas.fleet contributors (@ovpnas)
 extends_documentation_fragment:
@@ -41,6 +43,21 @@ attributes:
   idempotent:
     support: full
 options:
+  compose:
+    description:
+      - Roles whose variables this task composes on the controller, as the roles would (their defaults, then
+        their argument specs, naming the variable at fault). V(host_checker) fills O(app_verify); V(post_auth)
+        fills O(post_auth), O(users), O(users_exclusive_prefixes) and O(backup), and adds its secret keys to
+        O(secret_keys). Options given explicitly win.
+      - With V(post_auth), the server is first asked for the identity of its live script (the sha256 of the
+        collection version, the code that renders the script, the settings and the policy cases, written into
+        the script's header under a seal that covers the whole text). Only where that differs is the script
+        rendered and the task run again with it, which costs a second read on that server.
+      - Handled by the action plugin on the controller; C(playbooks/deploy_postauth.yml) uses it.
+    type: list
+    elements: str
+    choices: [host_checker, post_auth]
+    default: []
   settings:
     description:
       - Configuration keys to set, mapped to their values. Booleans become V(true) or V(false), numbers their
@@ -65,6 +82,13 @@ options:
         default: present
       content:
         description: The script text, for example rendered on the controller by the C(ovpnas.fleet.post_auth) role.
+        type: str
+      identity:
+        description:
+          - The identity of the wanted script, as its C(ovpnas.fleet.identity) header line states it.
+          - Without O(post_auth.content), a live script that declares this identity under an intact seal is the wanted
+            one; any other live script ends the task before anything is checked or written, with
+            RV(content_required) true.
         type: str
       python:
         description: The interpreter that runs the policy cases, the one Access Server runs scripts with.
@@ -238,6 +262,13 @@ pending_apply:
   returned: when such a record was found
   type: dict
   sample: {since: "2026-12-01T08:00:00Z", changes: [auth.module.post_auth_script]}
+content_required:
+  description:
+    - True when O(post_auth.identity) was given without O(post_auth.content) and the live script is another one;
+      nothing was checked or written. With O(compose), the action renders the script and runs the module again.
+  returned: when true
+  type: bool
+  sample: true
 reads:
   description: The C(sacli) reads made (one C(ConfigQuery), and one C(UserPropGet) when O(users) is given).
   returned: always
@@ -272,7 +303,11 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     sha256_text,
     to_sacli_string,
 )
-from ansible_collections.ovpnas.fleet.plugins.module_utils.script_check import ScriptCheckError, check_script
+from ansible_collections.ovpnas.fleet.plugins.module_utils.script_check import (
+    ScriptCheckError,
+    check_script,
+    sealed_identity,
+)
 from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import (
     HostLock,
     LockTimeoutError,
@@ -399,12 +434,17 @@ def query_file_entries(text):
 
 
 def wanted_text(module, name, option):
-    """The wanted text of a managed key: a string, None to remove it, or the module fails."""
+    """The wanted text of a managed key: a string, None to remove it, or the module fails.
+
+    A script given by its identity alone is wanted as ``True`` until the read shows whether it is live.
+    """
     if option is None:
         return False, None
     if option["state"] == "absent":
         return True, None
     content = option.get("content")
+    if content is None and option.get("identity"):
+        return True, True
     if content is None or not content.strip():
         module.fail_json(msg="%s.content is empty; use %s.state=absent to remove it" % (name, name))
     return True, content
@@ -413,11 +453,14 @@ def wanted_text(module, name, option):
 def main():
     argument_spec = sacli_argument_spec()
     argument_spec.update(
+        # composed by the action plugin on the controller
+        compose=dict(type="list", elements="str", choices=["host_checker", "post_auth"], default=[]),
         settings=dict(type="dict", default={}),
         absent_keys=dict(type="list", elements="str", default=[], no_log=False),
         post_auth=dict(type="dict", options=dict(
             state=dict(type="str", choices=["present", "absent"], default="present"),
             content=dict(type="str"),
+            identity=dict(type="str"),
             python=dict(type="str", default="python3"),
             validate_interpreters=dict(type="list", elements="str", default=[]),
             policy_harness=dict(type="str"),
@@ -495,6 +538,9 @@ def converge(module, runner, directory, staged, wanted, is_secret):
     try:
         config = runner.config_query()
         result["reads"].append(runner.describe("ConfigQuery"))
+        if script is True and sealed_identity(config.get(POST_AUTH_KEY)) != params["post_auth"]["identity"]:
+            # the wanted script is known by its identity and another one is live: the caller renders it
+            module.exit_json(content_required=True, **result)
         current_users = {}
         if users:
             current_users = runner.userprop_get(pfilt=next(iter(users)) if len(users) == 1 else None)
@@ -513,7 +559,10 @@ def converge(module, runner, directory, staged, wanted, is_secret):
         plan.set_key(key, None)
     if wanted["query_managed"]:
         plan.set_key(APP_VERIFY_KEY, query_file)
-    if wanted["script_managed"]:
+    if script is True:
+        # the live script is the wanted one
+        script = config.get(POST_AUTH_KEY)
+    elif wanted["script_managed"]:
         plan.set_key(POST_AUTH_KEY, script)
     plan.user_writes = plan_users(users, current_users, True, params["users_exclusive_prefixes"])
 

@@ -68,15 +68,16 @@ def test_first_run_check_then_real_then_one_read_per_host(make_fleet, tmp_path):
     assert all(r["changed"] == 2 for r in hosts.values()), check.stdout
     assert "+all:FIREFOX=^mozilla firefox" in check.stdout and "+win:DEFENDER=^microsoft defender" in check.stdout
     for server in fleet.values():
-        assert server.commands() == ["ConfigQuery", "UserPropGet"], "check mode wrote or started"
+        # the script's identity is not live: a second read, with the rendered script
+        assert server.commands() == ["ConfigQuery", "ConfigQuery", "UserPropGet"], "check mode wrote or started"
     reset(fleet)
 
     real, hosts = deploy(inventory, extra, "--diff")
     assert real.returncode == 0, real.stdout + real.stderr
     for name, server in fleet.items():
         commands = server.commands()
-        assert commands[:2] == ["ConfigQuery", "UserPropGet"], name
-        assert commands.count("ConfigQuery") == 1 and commands.count("start") == 1, name
+        assert commands[:3] == ["ConfigQuery", "ConfigQuery", "UserPropGet"], name
+        assert commands.count("ConfigQuery") == 2 and commands.count("start") == 1, name
         assert [c for c in commands if c in WRITES] == ["UserPropPut"] * 2 + ["ConfigPut"] * 5, name
         config = server.config()
         assert config[QUERY_KEY].splitlines() == ["all:FIREFOX=^mozilla firefox", "win:DEFENDER=^microsoft defender"]
@@ -128,6 +129,24 @@ def test_only_the_host_that_differs_changes(make_fleet, tmp_path):
     assert drifted.config()[SCRIPT_KEY] == fleet["as01"].config()[SCRIPT_KEY]
 
 
+def test_an_edited_script_under_its_header_is_replaced(make_fleet, tmp_path):
+    """The identity in the header is trusted only under an intact seal: an edit anywhere is found and undone."""
+    fleet, inventory, extra = fleet_and_vars(make_fleet, tmp_path, hosts=2)
+    assert deploy(inventory, extra)[0].returncode == 0
+    edited = fleet["as02"]
+    wanted = edited.config()[SCRIPT_KEY]
+    assert "\n# ovpnas.fleet.identity: " in wanted and wanted.splitlines()[-1].startswith("# ovpnas.fleet.sha256: ")
+    edited.sacli("--key", SCRIPT_KEY, "--value", wanted.replace("return run_chain(", "return authret or run_chain("),
+                 "ConfigPut")
+    reset(fleet)
+
+    result, hosts = deploy(inventory, extra)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {name: r["changed"] for name, r in hosts.items()} == {"as01": 0, "as02": 2}
+    assert [c for c in edited.commands() if c in WRITES] == ["ConfigPut"]
+    assert edited.config()[SCRIPT_KEY] == wanted
+
+
 def test_policy_without_its_query_file_is_refused(make_fleet, tmp_path):
     apps = VARIABLES["host_checker_apps"]
     fleet, inventory, extra = fleet_and_vars(make_fleet, tmp_path, hosts=1, host_checker_apps=apps[:1],
@@ -136,7 +155,7 @@ def test_policy_without_its_query_file_is_refused(make_fleet, tmp_path):
     assert result.returncode != 0
     assert "checks DEFENDER (win), which the query file (vpn.client.app_verify) does not list" in result.stdout
     server = fleet["as01"]
-    assert server.commands() == ["ConfigQuery", "UserPropGet"]
+    assert server.commands() == ["ConfigQuery", "ConfigQuery", "UserPropGet"]
     assert QUERY_KEY not in server.config() and SCRIPT_KEY not in server.config()
 
 

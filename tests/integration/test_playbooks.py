@@ -86,7 +86,7 @@ def test_demo(tmp_path):
     assert set(recap(second)) == {"as1", "as2", "as3"}
     assert all(r["changed"] == 0 for r in recap(second).values())
     for host in ("as1", "as2", "as3"):
-        assert "%s: first run  7 calls, second run 1 call (1 read, 0 start)" % host in result.stdout
+        assert "%s: first run  8 calls, second run 1 call (1 read, 0 start)" % host in result.stdout
     assert "all:FIREFOX=^mozilla firefox" in result.stdout.split("vpn.client.app_verify)", 1)[1]
     # Windows clients are asked about Firefox, so the one with a current version gets in
     assert re.search(r"alice, laptop, Firefox 128: +SUCCEED", result.stdout)

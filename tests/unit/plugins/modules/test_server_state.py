@@ -359,3 +359,48 @@ def test_staging_is_private_and_a_killed_run_leaves_nothing(server, run_module):
     assert os.listdir(staging) == [], "the stale folder and this run's own are gone"
     assert stat.S_IMODE(os.stat(fleet_dir(server)).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(staging).st_mode) == 0o700
+
+
+def identified(identity):
+    """A generated script: its identity in the header, sealed."""
+    from ansible_collections.ovpnas.fleet.plugins.module_utils.script_check import seal
+
+    return seal(SCRIPT.replace("# ovpnas.fleet.version: 0.1.0\n",
+                               "# ovpnas.fleet.version: 0.1.0\n# ovpnas.fleet.identity: %s\n" % identity))
+
+
+def test_identity_alone_costs_the_read_when_the_script_is_live(server, run_module):
+    server.sacli("--key", SCRIPT_KEY, "--value", identified("abc"), "ConfigPut")
+    by_identity = post_auth(content=None, identity="abc", required_apps=[{"name": "FIREFOX", "platform": "all"}])
+    args = everything(post_auth=by_identity, app_verify={"content": QUERY_FILE}, users={})
+    server.sacli("--key", QUERY_KEY, "--value", QUERY_FILE, "ConfigPut")
+    for key, value in (("host.name", "vpn.example.com"), ("vpn.client.routing.reroute_gw", "false")):
+        server.sacli("--key", key, "--value", value, "ConfigPut")
+    result = run(run_module, server, **args)
+    assert result["changed"] is False and "content_required" not in result, result
+    assert server.commands() == ["ConfigQuery"]
+    assert result["post_auth"]["changed"] is False
+
+    # the policy's applications are still checked against the query file that will be live
+    result = run(run_module, server, **dict(args, app_verify={"content": "all:CHROME=^chrome\n"}))
+    assert result["failed"] is True and "checks FIREFOX (all)" in result["msg"]
+    assert writes(server) == []
+
+
+@pytest.mark.parametrize("live", [
+    None,
+    "def post_auth(a, b, authret, c):\n    return authret\n",
+    identified("another"),
+    identified("abc").replace("authret['status'] = FAIL", "pass"),
+    identified("abc").rsplit("\n", 2)[0] + "\n",
+], ids=["none", "unmanaged", "other-identity", "edited-under-its-seal", "seal-removed"])
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_identity_that_is_not_live_asks_for_the_script(server, run_module, live, check_mode):
+    if live is not None:
+        server.sacli("--key", SCRIPT_KEY, "--value", live, "ConfigPut")
+    args = everything(post_auth=post_auth(content=None, identity="abc"))
+    result = run(run_module, server, check_mode=check_mode, diff=True, **args)
+    assert result["failed"] is False and result["content_required"] is True, result
+    assert result["changed"] is False and "diff" not in result
+    # nothing checked, written or read beyond the script: the second run with the script reads everything
+    assert server.commands() == ["ConfigQuery"]

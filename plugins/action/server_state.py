@@ -1,0 +1,84 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) ovpnas.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The controller side of ovpnas.fleet.server_state: the ``compose`` option.
+
+Composes what the host_checker and post_auth roles load from their variables, then runs the
+module once. The post-auth script goes first by its identity alone; only a server whose live
+script is another one gets the rendered script, in a second run of the module.
+"""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+from ansible.plugins.loader import lookup_loader
+
+from ansible_collections.ovpnas.fleet.plugins.filter.host_checker import host_checker_query_file
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.compose import (
+    ROLES,
+    ComposeError,
+    PostAuth,
+    app_verify_desired,
+    load_role_file,
+    role_variables,
+    unprefixed,
+)
+
+MODULE = "ovpnas.fleet.server_state"
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        args = dict(self._task.args)
+        compose = args.pop("compose", None) or []
+        if not isinstance(compose, list) or any(role not in ROLES for role in compose):
+            raise AnsibleActionFail("compose: a list of %s" % ", ".join(ROLES))
+        post_auth = backup = None
+        try:
+            values = role_variables(self._loader, self._templar, task_vars, compose) if compose else {}
+            if "host_checker" in compose:
+                params = unprefixed(values, "host_checker")
+                if "app_verify" not in args:
+                    args["app_verify"] = app_verify_desired(params, host_checker_query_file)
+                backup = params["backup"]
+            if "post_auth" in compose:
+                params = unprefixed(values, "post_auth")
+                version = load_role_file(self._loader, "post_auth", "vars", "main.yml")["__post_auth_version"]
+                post_auth = PostAuth(params, version)
+                desired = post_auth.desired
+                for option in ("post_auth", "users", "users_exclusive_prefixes"):
+                    args.setdefault(option, desired[option])
+                earlier = task_vars.get("host_checker_desired")
+                if "host_checker" not in compose and isinstance(earlier, dict) and earlier.get("content"):
+                    # the query file the host_checker role loads earlier in the play: check mode then checks
+                    # the policy against what a real run would have loaded
+                    args["post_auth"] = dict(args["post_auth"], query_file=earlier["content"])
+                args["secret_keys"] = desired["secret_keys"] + list(args.get("secret_keys") or [])
+                backup = params["backup"]
+        except ComposeError as exc:
+            raise AnsibleActionFail(exc.message) from None
+        if backup is not None:
+            # the post_auth role's choice when both are composed
+            args.setdefault("backup", backup)
+
+        probe = self._execute_module(MODULE, module_args=args, task_vars=task_vars)
+        if not probe.get("content_required") or post_auth is None or post_auth.settings is None:
+            result.update(probe)
+            return result
+        # the live script is another one: render the wanted one and converge with it
+        renderer = lookup_loader.get("ansible.builtin.template", loader=self._loader, templar=self._templar)
+
+        def render(path, template_vars):
+            return renderer.run([path], task_vars, template_vars=template_vars)[0]
+
+        args["post_auth"] = dict(args["post_auth"], content=post_auth.content(render))
+        converged = self._execute_module(MODULE, module_args=args, task_vars=task_vars)
+        converged["reads"] = probe.get("reads", []) + converged.get("reads", [])
+        result.update(converged)
+        return result

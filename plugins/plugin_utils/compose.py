@@ -1,0 +1,199 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) ovpnas.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Compose, on the controller, what the host_checker and post_auth roles load.
+
+Shared by the ``post_auth_desired`` lookup (the roles) and the ``server_state`` action
+(``compose``, the deploy playbook). The post-auth script is described by its identity (the
+sha256 of the collection version, the digest of the code that renders it, the settings and
+the policy cases) before it is rendered: a server whose live script carries that identity,
+under an intact seal, needs no rendering at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+from ansible.errors import AnsibleError
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+from ansible_collections.ovpnas.fleet.plugins.module_utils.script_check import seal
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.post_auth import (
+    SettingsError,
+    build_settings,
+    device_registry,
+    host_checker_apps,
+    totp_seeds,
+)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TEMPLATE = os.path.join(ROOT, "templates", "post_auth", "frame.py.j2")
+HARNESS = os.path.join(ROOT, "roles", "post_auth", "files", "policy_harness.py")
+# what turns settings into the script's text, besides the templates
+RENDERERS = (os.path.join(ROOT, "plugins", "filter", "pyliteral.py"),)
+ROLES = ("host_checker", "post_auth")
+
+
+class ComposeError(AnsibleError):
+    """A variable of a role is invalid; the message names it."""
+
+
+def sha256_json(value):
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _files_digest(template):
+    """The sha256 of the templates (``*.j2``) next to ``template``, recursively, and of the renderers."""
+    digest = hashlib.sha256()
+    top = os.path.dirname(template)
+    paths = []
+    for folder, _dirs, names in os.walk(top):
+        paths.extend(os.path.join(folder, name) for name in names if name.endswith(".j2"))
+    named = sorted((os.path.relpath(path, top), path) for path in paths)
+    named += [(os.path.basename(path), path) for path in RENDERERS]
+    for name, path in named:
+        digest.update(name.encode("utf-8") + b"\0")
+        with open(path, "rb") as handle:
+            digest.update(handle.read() + b"\0")
+    return digest.hexdigest()
+
+
+# --- the roles' variables ------------------------------------------------------------------
+
+
+def role_file(role, *parts):
+    return os.path.join(ROOT, "roles", role, *parts)
+
+
+def load_role_file(loader, role, *parts):
+    """A YAML file of a role, its templates trusted as the role's own files are (ansible-core 2.19+)."""
+    path = role_file(role, *parts)
+    try:
+        return loader.load_from_file(path, trusted_as_template=True)
+    except TypeError:
+        return loader.load_from_file(path)
+
+
+def role_variables(loader, templar, task_vars, roles, entry="compose"):
+    """The variables of ``roles`` as the roles would see them, templated and validated.
+
+    The roles' defaults sit under the task's variables; each role's variables are checked against
+    its argument specs (entry point ``entry``) the way Ansible checks a role's arguments.
+    """
+    defaults = {}
+    for role in ROLES:
+        defaults.update(load_role_file(loader, role, "defaults", "main.yml") or {})
+    variables = dict(defaults)
+    variables.update(task_vars)
+    templar = templar.copy_with_new_env(available_variables=variables)
+    values = {}
+    for role in roles:
+        specs = load_role_file(loader, role, "meta", "argument_specs.yml")["argument_specs"]
+        spec = specs[entry]["options"]
+        provided = templar.template({name: variables[name] for name in spec if name in variables})
+        errors = ArgumentSpecValidator(spec).validate(provided, validate_role_argument_spec=True).error_messages
+        if errors:
+            raise ComposeError("Validation of the %s role's variables failed:\n%s" % (role, "\n".join(errors)))
+        values.update(provided)
+    return values
+
+
+def unprefixed(values, role):
+    prefix = role + "_"
+    return {name[len(prefix):]: value for name, value in values.items() if name.startswith(prefix)}
+
+
+# --- what each role loads ------------------------------------------------------------------
+
+
+def app_verify_desired(params, query_file):
+    """The ``app_verify`` option from the host_checker role's variables (unprefixed): None leaves it."""
+    if params["state"] == "absent":
+        return {"state": "absent"}
+    if not params["apps"]:
+        return None
+    return {"state": "present", "content": query_file(params["apps"])}
+
+
+def _run(builder, params):
+    try:
+        return builder(params)
+    except SettingsError as exc:
+        raise ComposeError(str(exc)) from None
+    except (TypeError, AttributeError, ValueError) as exc:
+        # a value of the wrong shape that the argument specs let through
+        raise ComposeError("post_auth variables: a value has the wrong type: %s" % exc) from None
+
+
+def settings_of(params):
+    """The script's settings from the post_auth role's variables (unprefixed)."""
+    settings, flags, digest, secrets = _run(build_settings, params)
+    values = []
+    for value in secrets.values():
+        values.extend(value.values() if isinstance(value, dict) else [value])
+    apps = []
+    if "host_checker" in settings:
+        apps = _run(lambda p: host_checker_apps(p.get("host_checker_apps")), params)
+    return {"settings": settings, "flags": flags, "sha256": digest, "features": settings["features"],
+            "secrets": secrets, "secret_values": values,
+            "required_apps": [{"name": app["name"], "platform": app["platform"]} for app in apps]}
+
+
+def user_properties(params):
+    """The user properties the script relies on: device registrations and TOTP seeds, per user."""
+    users = {}
+    if params.get("device_pinning"):
+        for user, props in _run(device_registry, params).items():
+            users.setdefault(user, {}).update(props)
+    if params.get("challenge") and (params.get("challenge_verify") or "totp") == "totp":
+        for user, props in _run(totp_seeds, params).items():
+            users.setdefault(user, {}).update(props)
+    return users
+
+
+class PostAuth:
+    """What the post_auth role loads, from its variables (unprefixed); the script rendered on demand."""
+
+    def __init__(self, params, version, template=TEMPLATE, harness=HARNESS):
+        self.params = params
+        self.version = version
+        self.template = template
+        self.settings = None
+        self.desired = {
+            "post_auth": {"state": params["state"]},
+            "users": {},
+            "users_exclusive_prefixes": [],
+            "secret_keys": [params["challenge_totp_property"]],
+        }
+        if params["state"] != "present":
+            return
+        self.settings = settings_of(params)
+        self.cases_sha256 = sha256_json(params["policy_tests"])
+        self.identity = sha256_json({
+            "version": version, "code": _files_digest(template), "settings": self.settings["sha256"],
+            "cases": self.cases_sha256})
+        with open(harness, "rb") as handle:
+            policy_harness = handle.read().decode("utf-8")
+        self.desired["post_auth"].update(
+            identity=self.identity,
+            python=params["python"],
+            validate_interpreters=params["validate_interpreters"],
+            policy_harness=policy_harness,
+            policy_cases=params["policy_tests"],
+            required_apps=self.settings["required_apps"],
+            secrets=self.settings["secret_values"],
+        )
+        self.desired["users"] = user_properties(params)
+        if params.get("device_pinning_registry_exclusive"):
+            self.desired["users_exclusive_prefixes"] = ["pvt_hw_addr"]
+
+    def template_vars(self):
+        return {"__post_auth_settings": self.settings, "__post_auth_version": self.version,
+                "__post_auth_identity": self.identity, "__post_auth_cases_sha256": self.cases_sha256}
+
+    def content(self, render):
+        """The script: ``render(template, template_vars)`` renders the frame; the result is sealed."""
+        return seal(render(self.template, self.template_vars()))
