@@ -382,7 +382,8 @@ def test_identity_alone_costs_the_read_when_the_script_is_live(server, run_modul
     assert result["post_auth"]["changed"] is False
 
     # the policy's applications are still checked against the query file that will be live
-    result = run(run_module, server, **dict(args, app_verify={"content": "all:CHROME=^chrome\n"}))
+    args["app_verify"] = {"content": "all:CHROME=^chrome\n"}
+    result = run(run_module, server, **args)
     assert result["failed"] is True and "checks FIREFOX (all)" in result["msg"]
     assert writes(server) == []
 
