@@ -54,3 +54,18 @@ attributes:
     support: N/A
     platforms: posix
 """
+
+    # The secret_keys option of every module: one list of patterns, extended per task.
+    SECRETS = r"""
+options:
+  secret_keys:
+    description:
+      - More configuration keys and user properties whose values are secrets (shell-style patterns). Their values
+        are replaced by C(********) in the diff and in every result of the task.
+      - These come on top of the patterns every module of the collection masks, V(auth.ldap.*.bind_pw),
+        V(auth.radius.*.secret), V(*password*), V(*passwd*), V(*_pw), V(*secret*), V(*token*), V(*priv_key*),
+        V(*private_key*), V(*.sp_key*), V(pvt_*_digest), V(pvt_google_auth_secret*) and V(pvt_totp_secret*).
+    type: list
+    elements: str
+    default: []
+"""

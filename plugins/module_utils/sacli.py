@@ -30,8 +30,13 @@ TIMEOUT_RC = 124
 
 # Configuration keys and user properties whose values are secrets (shell-style patterns): masked
 # in every diff and result of every module, whatever else a task names.
-SECRET_PATTERNS = ("auth.ldap.*.bind_pw", "auth.radius.*.secret", "*password*", "*secret*", "*token*",
-                   "pvt_*_digest")
+# The configuration keys and user properties whose values every module of the collection masks
+# (documented in the ovpnas.fleet.sacli.SECRETS doc fragment; the secret_keys options add to it):
+# LDAP bind passwords, RADIUS shared secrets, SAML and web server private keys, database and
+# other passwords, secrets and tokens, password digests and TOTP seeds.
+SECRET_PATTERNS = ("auth.ldap.*.bind_pw", "auth.radius.*.secret", "*password*", "*passwd*", "*_pw", "*secret*",
+                   "*token*", "*priv_key*", "*private_key*", "*.sp_key*", "pvt_*_digest", "pvt_google_auth_secret*",
+                   "pvt_totp_secret*")
 
 # Severities in the `errors` object of `start` that report, not fail.
 INFORMATIONAL_SEVERITIES = frozenset(("info", "debug", "notice"))

@@ -22,6 +22,7 @@ author:
 extends_documentation_fragment:
   - ovpnas.fleet.sacli
   - ovpnas.fleet.sacli.ATTRIBUTES
+  - ovpnas.fleet.sacli.SECRETS
 attributes:
   check_mode:
     support: full
@@ -62,14 +63,6 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  secret_keys:
-    description:
-      - Keys whose values are secrets (shell-style patterns allowed, for example V(auth.ldap.*.bind_pw)).
-      - Their values are replaced by C(********) in the diff and in every result of the task.
-      - The task should also carry C(no_log) when the secret is in O(settings) or O(value), so that the
-        task arguments are hidden too.
-    type: list
-    elements: str
     default: []
 notes:
   - Whether C(sacli) keeps trailing newlines of C(--value_file) content is not known; values that
@@ -148,7 +141,6 @@ diff:
   sample: {before: {vpn.client.routing.reroute_dns: "false"}, after: {vpn.client.routing.reroute_dns: "true"}}
 """
 
-import fnmatch
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -159,6 +151,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     mask,
     sacli_argument_spec,
     same_value,
+    secret_matcher,
     to_sacli_string,
 )
 
@@ -226,10 +219,7 @@ def main():
     desired = desired_state(module)
     check_keys(module, desired)
     present = module.params["state"] == "present"
-    secret_patterns = module.params["secret_keys"]
-
-    def is_secret(key):
-        return any(fnmatch.fnmatchcase(key, pattern) for pattern in secret_patterns)
+    is_secret = secret_matcher(module.params["secret_keys"])
 
     def hide_secrets(values):
         module.no_log_values.update(v for k, v in values.items() if v and is_secret(k))

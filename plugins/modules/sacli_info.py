@@ -22,6 +22,7 @@ author:
 extends_documentation_fragment:
   - ovpnas.fleet.sacli
   - ovpnas.fleet.sacli.ATTRIBUTES
+  - ovpnas.fleet.sacli.SECRETS
 attributes:
   check_mode:
     support: full
@@ -52,13 +53,6 @@ options:
       - Users or groups whose properties to return in RV(user_properties).
     type: list
     elements: str
-  secret_keys:
-    description:
-      - Configuration keys and user properties whose values are replaced by C(********)
-        (shell-style patterns allowed).
-    type: list
-    elements: str
-    default: [auth.ldap.*.bind_pw, auth.radius.*.secret, "*password*", pvt_google_auth_secret*, pvt_totp_secret*]
   include_script:
     description:
       - Return the text of the post-auth script (in RV(post_auth.content) and in RV(config)).
@@ -173,7 +167,6 @@ errors:
   sample: {}
 """
 
-import fnmatch
 import re
 
 from ansible.module_utils.basic import AnsibleModule
@@ -188,6 +181,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     mask_secret_lines,
     parse_script_header,
     sacli_argument_spec,
+    secret_matcher,
     sha256_text,
 )
 
@@ -234,14 +228,7 @@ def main():
         ),
         keys=dict(type="list", elements="str", no_log=False),
         users=dict(type="list", elements="str"),
-        secret_keys=dict(
-            type="list",
-            elements="str",
-            no_log=False,
-            # pvt_totp_secret: the TOTP seeds the post_auth role pushes (its default property name)
-            default=["auth.ldap.*.bind_pw", "auth.radius.*.secret", "*password*", "pvt_google_auth_secret*",
-                     "pvt_totp_secret*"],
-        ),
+        secret_keys=dict(type="list", elements="str", no_log=False, default=[]),
         include_script=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -253,10 +240,10 @@ def main():
         gather.add("users")
     elif "users" in gather:
         module.fail_json(msg="gathering users needs the users option")
-    patterns = params["secret_keys"]
+    is_secret = secret_matcher(params["secret_keys"])
 
     def shown(name, value):
-        if any(fnmatch.fnmatchcase(name, p) for p in patterns):
+        if is_secret(name):
             if value:
                 module.no_log_values.add(value)
             return mask(value)

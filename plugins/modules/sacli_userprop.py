@@ -23,6 +23,7 @@ author:
 extends_documentation_fragment:
   - ovpnas.fleet.sacli
   - ovpnas.fleet.sacli.ATTRIBUTES
+  - ovpnas.fleet.sacli.SECRETS
 attributes:
   check_mode:
     support: full
@@ -66,13 +67,6 @@ options:
     type: list
     elements: str
     default: []
-  secret_keys:
-    description:
-      - Property names whose values are secrets (shell-style patterns allowed); they are masked in the diff
-        and in every result of the task.
-    type: list
-    elements: str
-    default: [pvt_password_digest, pvt_google_auth_secret*, pvt_totp_secret*]
 notes:
   - Changes of private properties (C(pvt_*)) take effect at the next login. Other properties (for example
     access rules or C(conn_group)) may need C(sacli start); RV(restart_required) says so.
@@ -139,7 +133,6 @@ diff:
   sample: {before: {alice: {pvt_hw_addr: "00:11:22:33:44:00"}}, after: {alice: {pvt_hw_addr: "00:11:22:33:44:55"}}}
 """
 
-import fnmatch
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -149,6 +142,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     fail_from_error,
     mask,
     sacli_argument_spec,
+    secret_matcher,
     to_sacli_string,
 )
 from ansible_collections.ovpnas.fleet.plugins.module_utils.userprops import needs_restart, plan_users, put_order
@@ -185,10 +179,7 @@ def main():
         kind=dict(type="str", choices=["user", "group"], default="user"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
         exclusive_prefixes=dict(type="list", elements="str", default=[]),
-        secret_keys=dict(
-            type="list", elements="str", no_log=False,
-            default=["pvt_password_digest", "pvt_google_auth_secret*", "pvt_totp_secret*"],
-        ),
+        secret_keys=dict(type="list", elements="str", no_log=False, default=[]),
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
@@ -198,10 +189,7 @@ def main():
         supports_check_mode=True,
     )
     desired = wanted(module)
-    patterns = module.params["secret_keys"]
-
-    def is_secret(key):
-        return any(fnmatch.fnmatchcase(key, p) for p in patterns)
+    is_secret = secret_matcher(module.params["secret_keys"])
 
     runner = SacliRunner(module)
     result = dict(changed=False, changed_users=[], commands=[], restart_required=False)

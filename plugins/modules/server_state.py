@@ -32,6 +32,7 @@ author:
 extends_documentation_fragment:
   - ovpnas.fleet.sacli
   - ovpnas.fleet.sacli.ATTRIBUTES
+  - ovpnas.fleet.sacli.SECRETS
 attributes:
   check_mode:
     support: full
@@ -148,15 +149,6 @@ options:
     description:
       - Properties of the users in O(users) that start with one of these prefixes and are not wanted are removed,
         for example V(pvt_hw_addr) so that stale registrations go away.
-    type: list
-    elements: str
-    default: []
-  secret_keys:
-    description:
-      - More configuration keys and user properties whose values are secrets (shell-style patterns); they are
-        masked in the diff and in every result.
-      - These come on top of the patterns every module of the collection masks, V(auth.ldap.*.bind_pw),
-        V(auth.radius.*.secret), V(*password*), V(*secret*), V(*token*) and V(pvt_*_digest).
     type: list
     elements: str
     default: []

@@ -307,3 +307,23 @@ def test_fail_from_error_passes_details():
     module.fail_json.assert_called_once_with(
         msg="sacli start failed", cmd="sacli start", rc=3, stdout="out", stderr="err", changed=True
     )
+
+
+@pytest.mark.parametrize("name", [
+    "auth.ldap.0.bind_pw", "auth.radius.1.secret", "cs.priv_key", "cs.ca_priv_key", "auth.saml.0.sp_key",
+    "auth.saml.0.sp_key_pem", "host.db.mysql_pw", "admin_ui.https.password", "vpn.server.private_key",
+    "pvt_password_digest", "pvt_totp_secret", "pvt_google_auth_secret_locked", "api.token",
+])
+def test_one_secret_list_for_every_module(name):
+    from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import secret_matcher
+
+    assert secret_matcher()(name)
+    assert secret_matcher(["x.*"])(name) and secret_matcher(["x.*"])("x.y")
+
+
+@pytest.mark.parametrize("name", ["host.name", "vpn.client.app_verify", "auth.module.post_auth_script",
+                                  "pvt_hw_addr", "conn_group", "cs.cert"])
+def test_ordinary_keys_are_shown(name):
+    from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import secret_matcher
+
+    assert not secret_matcher()(name)
