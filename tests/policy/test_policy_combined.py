@@ -97,6 +97,33 @@ def test_bad_app_is_refused_by_the_host_checker(combined):
     assert outcome["reason"] == "host_checker: FIREFOX 102.15 is older than 115.0"
 
 
+@pytest.mark.parametrize("platform", ["win ", "WIN", " Mac\t", "mac\n"])
+def test_the_claimed_platform_is_normalized(combined, platform):
+    """A platform with spaces or capitals is still checked: it cannot skip the applications."""
+    outcome = login(combined, "alice", *client(ALICE_LAPTOP, firefox="102.15", platform=platform))
+    assert outcome["status"] == "FAIL", outcome
+    assert outcome["reason"] == "host_checker: FIREFOX 102.15 is older than 115.0"
+    assert login(combined, "alice", *client(ALICE_LAPTOP, platform=platform))["status"] == "SUCCEED"
+
+
+@pytest.mark.parametrize("platform", [7, None, ["win"], {"win": 1}])
+def test_a_platform_that_is_not_text_is_no_platform(combined, platform):
+    """What a crafted call may hold: not an internal error, the same outcome as no IV_PLAT at all."""
+    script = postauth.load(combined.script, combined.server.root)
+
+    def call(info):
+        authret = {"status": SUCCEED, "reason": "LDAP auth succeeded", "user": "alice",
+                   "proplist": {"type": "user_connect", "pvt_hw_addr": ALICE_LAPTOP}}
+        authcred = {"username": "alice", "client_ip_addr": "10.0.0.8", "client_hw_addr": ALICE_LAPTOP}
+        attributes = {"client_info": dict(info, UV_APPVER_FIREFOX="102.15"), "vpn_auth": True,
+                      "ldap_context": None}
+        return postauth.call(script, combined.server.root, authcred, attributes, authret, {"auth_method": "ldap"})[0]
+
+    crafted, absent = call({"IV_PLAT": platform}), call({})
+    assert crafted["status"] == absent["status"] and crafted.get("reason") == absent.get("reason"), crafted
+    assert crafted.get("client_reason") != MESSAGES["internal_error"]
+
+
 def test_order_of_the_checks(combined):
     log = Log(combined.server)
     # wrong device and an old Firefox: device pinning runs first
