@@ -50,26 +50,26 @@ from ansible.errors import AnsibleLookupError
 from ansible.plugins.loader import lookup_loader
 from ansible.plugins.lookup import LookupBase
 
-from ansible_collections.ovpnas.fleet.plugins.plugin_utils.compose import ComposeError, PostAuth
-
-PREFIX = "post_auth_"
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.compose import (
+    ComposeError,
+    PostAuth,
+    role_variables,
+    unprefixed,
+)
 
 
 class LookupModule(LookupBase):
-    def _value(self, variables, name):
-        if name not in variables:
-            raise AnsibleLookupError("%s is not defined: apply the ovpnas.fleet.post_auth role" % name)
-        return self._templar.template(variables[name])
-
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
         variables = variables or {}
-        # the role's variables without their prefix, as the settings builder reads them
-        params = {name[len(PREFIX):]: self._value(variables, name) for name in variables if name.startswith(PREFIX)}
+        if "__post_auth_version" not in variables:
+            raise AnsibleLookupError("__post_auth_version is not defined: apply the ovpnas.fleet.post_auth role")
         template = self.find_file_in_search_path(variables, "templates", terms[0])
         harness = self.find_file_in_search_path(variables, "files", self.get_option("harness"))
         try:
-            post_auth = PostAuth(params, self._value(variables, "__post_auth_version"), template, harness)
+            # the role's variables, checked as the server_state action checks them, without their prefix
+            params = unprefixed(role_variables(self._loader, self._templar, variables, ["post_auth"]), "post_auth")
+            post_auth = PostAuth(params, self._templar.template(variables["__post_auth_version"]), template, harness)
         except ComposeError as exc:
             raise AnsibleLookupError(exc.message) from None
         desired = post_auth.desired

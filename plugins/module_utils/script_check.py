@@ -47,9 +47,17 @@ def check_script(module, directory, content, python, interpreters, harness, case
     The files are staged in ``directory``, a private folder. Returns {interpreters: [...],
     cases_passed: n}; raises ScriptCheckError otherwise.
     """
+    every = [python] + [i for i in interpreters if i != python]
+    for interpreter in every:
+        found = os.access(interpreter, os.X_OK) if os.path.isabs(interpreter) else module.get_bin_path(interpreter)
+        if not interpreter or not found:
+            raise ScriptCheckError(
+                "the interpreter %r that must compile the post-auth script is not on the server (post_auth.python, "
+                "post_auth.validate_interpreters; in the post_auth role post_auth_python, "
+                "post_auth_validate_interpreters)" % interpreter[:80], interpreter=interpreter[:80])
     script = _stage(directory, "post_auth.py", content)
     compiled = []
-    for interpreter in [python] + [i for i in interpreters if i != python]:
+    for interpreter in every:
         rc, _out, err = module.run_command([interpreter, "-c", COMPILE, script], check_rc=False)
         if rc != 0:
             raise ScriptCheckError(

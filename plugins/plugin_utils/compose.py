@@ -25,7 +25,9 @@ from ansible_collections.ovpnas.fleet.plugins.plugin_utils.post_auth import (
     SettingsError,
     build_settings,
     device_registry,
+    flag,
     host_checker_apps,
+    shown,
     totp_seeds,
 )
 
@@ -77,11 +79,62 @@ def load_role_file(loader, role, *parts):
         return loader.load_from_file(path)
 
 
+TYPE_NAMES = {str: "a string", bool: "true or false", int: "a whole number", list: "a list", dict: "a mapping"}
+
+
+def _kind(value):
+    if isinstance(value, bool):
+        return "a boolean"
+    for kind, text in TYPE_NAMES.items():
+        if isinstance(value, kind) and kind is not bool:
+            return text
+    return "null" if value is None else "a %s" % type(value).__name__
+
+
+def strict_value(name, value, option):
+    """``value`` of the variable ``name`` checked against its argument spec ``option``, without coercion.
+
+    Booleans are read the way Ansible reads them (``yes``/``no`` and the like), whole numbers may be
+    given as text; a string is never split into a list, nor a list or mapping turned into a string.
+    Messages name the variable and never show more than the start of a value.
+    """
+    kind = option.get("type", "str")
+    if value is None:
+        return None
+    try:
+        if kind == "bool":
+            value = flag(value, name)
+        elif kind == "int":
+            if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+                value = int(value.strip())
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise SettingsError("%s: must be a whole number, not %s" % (name, _kind(value)))
+        elif kind in ("str", "path"):
+            if not isinstance(value, str):
+                raise SettingsError("%s: must be a string, not %s" % (name, _kind(value)))
+        elif kind in ("list", "dict"):
+            wanted = list if kind == "list" else dict
+            if not isinstance(value, wanted):
+                raise SettingsError("%s: must be %s, not %s" % (name, TYPE_NAMES[wanted], _kind(value)))
+            elements = {"str": str, "dict": dict}.get(option.get("elements"))
+            for index, item in enumerate(value if kind == "list" else ()):
+                if elements is not None and not isinstance(item, elements):
+                    raise SettingsError("%s[%d]: must be %s, not %s" % (name, index, TYPE_NAMES[elements],
+                                                                         _kind(item)))
+    except SettingsError as exc:
+        raise ComposeError(str(exc)) from None
+    choices = option.get("choices")
+    if choices and value not in choices:
+        raise ComposeError("%s: %s is not one of %s" % (name, shown(value), ", ".join(str(c) for c in choices)))
+    return value
+
+
 def role_variables(loader, templar, task_vars, roles, entry="compose"):
     """The variables of ``roles`` as the roles would see them, templated and validated.
 
-    The roles' defaults sit under the task's variables; each role's variables are checked against
-    its argument specs (entry point ``entry``) the way Ansible checks a role's arguments.
+    The roles' defaults sit under the task's variables; each variable is checked against its
+    argument spec (entry point ``entry``) without coercion, then the role's argument specs are
+    checked as a whole the way Ansible checks a role's arguments.
     """
     defaults = {}
     for role in ROLES:
@@ -94,6 +147,7 @@ def role_variables(loader, templar, task_vars, roles, entry="compose"):
         specs = load_role_file(loader, role, "meta", "argument_specs.yml")["argument_specs"]
         spec = specs[entry]["options"]
         provided = templar.template({name: variables[name] for name in spec if name in variables})
+        provided = {name: strict_value(name, value, spec[name]) for name, value in provided.items()}
         errors = ArgumentSpecValidator(spec).validate(provided, validate_role_argument_spec=True).error_messages
         if errors:
             raise ComposeError("Validation of the %s role's variables failed:\n%s" % (role, "\n".join(errors)))
@@ -170,6 +224,9 @@ class PostAuth:
         }
         if params["state"] != "present":
             return
+        if not isinstance(params.get("python"), str) or not params["python"].strip():
+            raise ComposeError("post_auth_python: must name the Python 3 that Access Server runs scripts with, "
+                               "for example /usr/bin/python3")
         self.settings = settings_of(params)
         self.cases_sha256 = sha256_json(params["policy_tests"])
         self.identity = sha256_json({

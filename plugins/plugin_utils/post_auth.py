@@ -80,6 +80,43 @@ def _fail(name, message):
     raise SettingsError("%s: %s" % (name, message))
 
 
+# how much of a bad value a message shows: never more than this, and never a secret
+SHOWN = 40
+# Access Server's user names (and group names) as the collection accepts them
+NAME_LENGTH = 128
+BOOLEANS = {"yes": True, "on": True, "true": True, "1": True, "y": True, "t": True,
+            "no": False, "off": False, "false": False, "0": False, "n": False, "f": False}
+
+
+def shown(value):
+    """A short, safe rendering of a bad value for a message: its start, quoted."""
+    text = value if isinstance(value, str) else repr(value)
+    text = text[:SHOWN] + "..." if len(text) > SHOWN else text
+    return repr(text) if isinstance(value, str) else text
+
+
+def flag(value, name):
+    """A boolean as Ansible reads one (true/false, yes/no, on/off, 1/0); anything else fails."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in BOOLEANS:
+        return BOOLEANS[value.strip().lower()]
+    _fail(name, "must be true or false")
+
+
+def user_name(value, name):
+    """A user or group name Access Server can hold: text, no control characters, no surrounding spaces."""
+    if not isinstance(value, str) or not value:
+        _fail(name, "must be a non-empty user name")
+    if len(value) > NAME_LENGTH:
+        _fail(name, "is longer than %d characters" % NAME_LENGTH)
+    if value != value.strip() or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
+        _fail(name, "%s holds control characters or surrounding spaces" % shown(value))
+    return value
+
+
 def _choice(params, key, name, choices, default):
     """One of `choices` (named in this order in the message), `default` when unset."""
     value = params.get(key) or default
@@ -116,7 +153,7 @@ def normalize_dn(value):
 
 def normalize_hw_address(value, name):
     if not isinstance(value, str) or not HW_ADDRESS.match(value.strip()):
-        _fail(name, "%r is not a hardware address like 00:11:22:aa:bb:cc" % (value,))
+        _fail(name, "%s is not a hardware address like 00:11:22:aa:bb:cc" % shown(value))
     digits = re.sub(r"[^0-9A-Fa-f]", "", value).lower()
     return ":".join(digits[i:i + 2] for i in range(0, 12, 2))
 
@@ -124,11 +161,11 @@ def normalize_hw_address(value, name):
 def _version(value, name):
     if isinstance(value, float):
         # YAML reads 1.10 as the number 1.1: only a quoted version is unambiguous
-        _fail(name, "%r is a number; quote the version (\"%s\") so that YAML keeps it as written" % (value, value))
+        _fail(name, "%s is a number; quote the version so that YAML keeps it as written" % shown(value))
     text = str(value).strip()
     numbers = [int(n) for n in re.findall(r"\d+", text)]
     if not numbers or not re.match(r"^v?\d+(\.\d+)*$", text):
-        _fail(name, "%r is not a version like 115.0.2" % (value,))
+        _fail(name, "%s is not a version like 115.0.2" % shown(value))
     return numbers
 
 
@@ -136,7 +173,8 @@ def _messages(overrides):
     messages = dict(DEFAULT_MESSAGES)
     for key, value in (overrides or {}).items():
         if key not in DEFAULT_MESSAGES:
-            _fail("post_auth_messages", "unknown message %r (known: %s)" % (key, ", ".join(sorted(DEFAULT_MESSAGES))))
+            _fail("post_auth_messages",
+                  "unknown message %s (known: %s)" % (shown(key), ", ".join(sorted(DEFAULT_MESSAGES))))
         if not isinstance(value, str) or not value.strip():
             _fail("post_auth_messages.%s" % key, "must be a non-empty string")
         messages[key] = value
@@ -158,7 +196,7 @@ def _properties(props, name):
     result = {}
     for key, value in (props or {}).items():
         if key not in PROPERTY_TYPES:
-            _fail(name, "unknown property %r (allowed: %s)" % (key, ", ".join(sorted(PROPERTY_TYPES))))
+            _fail(name, "unknown property %s (allowed: %s)" % (shown(key), ", ".join(sorted(PROPERTY_TYPES))))
         kind = PROPERTY_TYPES[key]
         if kind is bool:
             if not isinstance(value, bool):
@@ -180,7 +218,7 @@ def _group_mapping(params):
     sources = _str_list(params.get("group_mapping_sources"), prefix + "_sources")
     for source in sources:
         if source not in MAPPING_SOURCES:
-            _fail(prefix + "_sources", "unknown source %r (%s)" % (source, ", ".join(MAPPING_SOURCES)))
+            _fail(prefix + "_sources", "unknown source %s (%s)" % (shown(source), ", ".join(MAPPING_SOURCES)))
     if not sources:
         _fail(prefix + "_sources", "needs at least one of %s" % ", ".join(MAPPING_SOURCES))
     case_sensitive = bool(params.get("group_mapping_case_sensitive"))
@@ -215,9 +253,9 @@ def _group_mapping(params):
         if not (ldap_groups or saml_groups or custom_groups or attribute):
             _fail(name, "needs at least one of ldap_groups, saml_groups, custom_auth_groups, radius_attribute")
         group = rule.get("group")
-        if group is not None and (not isinstance(group, str) or not group.strip()):
-            _fail(name + ".group", "must be a non-empty string")
-        deny = bool(rule.get("deny", False))
+        if group is not None:
+            group = user_name(group.strip() if isinstance(group, str) else group, name + ".group")
+        deny = flag(rule.get("deny", False), name + ".deny")
         properties = _properties(rule.get("properties"), name + ".properties")
         if not (group or properties or deny):
             _fail(name, "does nothing: set group, properties or deny")
@@ -242,6 +280,8 @@ def _group_mapping(params):
     if not (group_filter.startswith("(") and group_filter.endswith(")")):
         _fail(prefix + "_ldap_group_filter", "must be an LDAP filter in parentheses")
     default_group = params.get("group_mapping_default_group") or None
+    if default_group is not None:
+        default_group = user_name(default_group, prefix + "_default_group")
     on_error = _choice(params, "group_mapping_on_error", prefix + "_on_error", ("deny", "default_group"), "deny")
     if on_error == "default_group" and not default_group:
         _fail(prefix + "_on_error", "default_group needs post_auth_group_mapping_default_group")
@@ -294,6 +334,7 @@ def device_registry(params):
         _fail(name, "must map user names to lists of hardware addresses")
     users = {}
     for user, addresses in registry.items():
+        user_name(user, "%s key %s" % (name, shown(user)))
         if isinstance(addresses, str):
             addresses = [addresses]
         if not isinstance(addresses, (list, tuple)) or not 1 <= len(addresses) <= 10:
@@ -340,7 +381,7 @@ def host_checker_apps(apps, name="post_auth_host_checker_apps"):
             "platform": platform,
             "min_version": _version(min_version, item + ".min_version") if min_version not in (None, "") else None,
             "min_version_text": str(min_version) if min_version not in (None, "") else None,
-            "required": bool(app.get("required", False)),
+            "required": flag(app.get("required", False), item + ".required"),
         })
     return result
 
@@ -396,10 +437,26 @@ def _number(params, key, name, low, high, default):
     return value
 
 
+# query parameters that carry credentials, which belong in the token settings instead
+CREDENTIAL_PARAMETERS = re.compile(r"(?i)(token|secret|passw|pwd|key|auth|sig|credential|session)")
+URL_LENGTH = 2048
+
+
 def _url(params, key, name):
     url = _text(params, key, name, required=True)
+    if len(url) > URL_LENGTH:
+        _fail(name, "is longer than %d characters" % URL_LENGTH)
     if not re.match(r"^https?://[^/\s]+(/\S*)?$", url):
-        _fail(name, "%r is not an http(s) URL" % url)
+        _fail(name, "is not an http(s) URL")
+    token = name[:-len("_url")] + "_token"
+    credentials = "holds credentials, which would be shown wherever the URL is: put the token in %s or %s_file" % (
+        token, token)
+    if "@" in url.split("/", 3)[2]:
+        _fail(name, credentials)
+    query = url.split("?", 1)[1].split("#", 1)[0] if "?" in url else ""
+    for pair in query.split("&"):
+        if pair and CREDENTIAL_PARAMETERS.search(pair.split("=", 1)[0]):
+            _fail(name, credentials)
     if url.startswith("http://"):
         host = url[7:].split("/", 1)[0].split(":", 1)[0]
         if host not in ("127.0.0.1", "localhost", "::1"):
@@ -455,6 +512,7 @@ def _custom_auth(params, secrets):
             _fail(name + "_hashes", "must map user names to PBKDF2-SHA256 hashes")
         table = {}
         for user, digest in hashes.items():
+            user_name(user, "%s_hashes key %s" % (name, shown(user)))
             match = PBKDF2_HASH.match(digest) if isinstance(digest, str) else None
             if not match or int(match.group(1)) < 100000:
                 # never echo the value: it is a password hash
@@ -470,7 +528,7 @@ def _duo(params, secrets):
     skey = _secret(params, "duo_secret_key", name + "_secret_key", secrets, required=True)
     host = _text(params, "duo_api_host", name + "_api_host", required=True)
     if not re.match(r"^[A-Za-z0-9.-]+(:\d+)?$", host):
-        _fail(name + "_api_host", "%r is not a host name like api-xxxxxxxx.duosecurity.com" % host)
+        _fail(name + "_api_host", "%s is not a host name like api-xxxxxxxx.duosecurity.com" % shown(host))
     factor = _choice(params, "duo_factor", name + "_factor", ("push", "ask"), "push")
     fail_mode = _choice(params, "duo_fail_mode", name + "_fail_mode", ("secure", "safe"), "secure")
     proxy = _text(params, "duo_proxy", name + "_proxy")
@@ -478,7 +536,7 @@ def _duo(params, secrets):
         # never echo the value: it holds credentials
         _fail(name + "_proxy", "must not hold credentials: they would be readable in the script")
     if proxy and not re.match(r"^https?://[^/\s]+/?$", proxy):
-        _fail(name + "_proxy", "%r is not a proxy URL like http://proxy.example.com:3128" % proxy)
+        _fail(name + "_proxy", "is not a proxy URL like http://proxy.example.com:3128")
     result = {
         "api_host": host,
         "ikey": _text(params, "duo_integration_key", name + "_integration_key", required=True),
@@ -537,6 +595,7 @@ def totp_seeds(params):
     prop = params.get("challenge_totp_property") or "pvt_totp_secret"
     users = {}
     for user, seed in seeds.items():
+        user_name(user, "%s key %s" % (name, shown(user)))
         text = re.sub(r"[\s=]", "", seed).upper() if isinstance(seed, str) else ""
         if len(text) < 16 or not re.match(r"^[A-Z2-7]+$", text):
             # never echo the value: it is a secret

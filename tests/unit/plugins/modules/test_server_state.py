@@ -158,6 +158,14 @@ def test_every_interpreter_compiles(server, run_module, tmp_path):
     assert writes(server) == []
 
 
+@pytest.mark.parametrize("interpreter", ["/nonexistent/python3", "no-such-python3"])
+def test_an_interpreter_that_is_not_there_is_named(server, run_module, interpreter):
+    result = run(run_module, server, **everything(post_auth=post_auth(python=interpreter)))
+    assert result["failed"] is True
+    assert "the interpreter %r that must compile the post-auth script is not on the server" % interpreter in result["msg"]
+    assert writes(server) == []
+
+
 @pytest.mark.parametrize(
     ("query_file", "apps", "missing"),
     [

@@ -1,0 +1,150 @@
+"""Validation that is total: types without coercion, names within limits, credentials refused, short messages."""
+
+import os
+
+import pytest
+import yaml
+
+from ansible_collections.ovpnas.fleet.plugins.filter.host_checker import host_checker_query_file
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils import compose
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.post_auth import SettingsError, host_checker_apps
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+SPEC = yaml.safe_load(open(os.path.join(REPO, "roles", "post_auth", "meta", "argument_specs.yml")))[
+    "argument_specs"]["compose"]["options"]
+DEFAULTS = yaml.safe_load(open(os.path.join(REPO, "roles", "post_auth", "defaults", "main.yml")))
+MEGABYTE = "x" * 2**20
+PREFIX = "post_auth_"
+
+
+def params(**changes):
+    values = {name[len(PREFIX):]: value for name, value in DEFAULTS.items() if name.startswith(PREFIX)}
+    values["host_checker_apps"] = []
+    values.update(changes)
+    return values
+
+
+def refusal(**changes):
+    with pytest.raises(compose.ComposeError) as caught:
+        compose.PostAuth(params(**changes), "0.1.0")
+    return str(caught.value)
+
+
+def strict(name, value):
+    return compose.strict_value(name, value, SPEC[name])
+
+
+def strict_refusal(name, value):
+    with pytest.raises(compose.ComposeError) as caught:
+        strict(name, value)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("post_auth_group_mapping_default_group", ["users"], "must be a string, not a list"),
+    ("post_auth_group_mapping_default_group", {"a": 1}, "must be a string, not a mapping"),
+    ("post_auth_python", True, "must be a string, not a boolean"),
+    ("post_auth_validate_interpreters", "python3.6", "must be a list, not a string"),
+    ("post_auth_validate_interpreters", ["python3", 3], "[1]: must be a string, not a whole number"),
+    ("post_auth_device_pinning", "maybe", "must be true or false"),
+    ("post_auth_device_pinning", [True], "must be true or false"),
+    ("post_auth_device_pinning_max_devices", "two", "must be a whole number, not a string"),
+    ("post_auth_device_pinning_max_devices", 2.5, "must be a whole number, not a float"),
+    ("post_auth_device_pinning_registry", "alice=00:11:22:33:44:55", "must be a mapping, not a string"),
+    ("post_auth_state", MEGABYTE, "is not one of present, absent"),
+])
+def test_types_are_checked_without_coercion(name, value, message):
+    text = strict_refusal(name, value)
+    assert text.startswith(name) and message in text, text
+    assert len(text) < 200, "the message echoes the value"
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("yes", True), ("no", False), ("True", True), ("off", False), (" on ", True), (1, True), (0, False),
+    (False, False)])
+def test_booleans_are_read_the_way_ansible_reads_them(value, expected):
+    assert strict("post_auth_device_pinning", value) is expected
+
+
+def test_whole_numbers_may_be_text_as_from_an_ini_inventory():
+    assert strict("post_auth_device_pinning_max_devices", " 3 ") == 3
+
+
+@pytest.mark.parametrize(("value", "expected"), [("no", False), ("yes", True), (False, False), ("true", True)])
+def test_required_of_an_application_is_a_boolean(value, expected):
+    apps = host_checker_apps([{"name": "FIREFOX", "regex": "^firefox", "required": value}])
+    assert apps[0]["required"] is expected
+    with pytest.raises(SettingsError, match=r"post_auth_host_checker_apps\[0\].required: must be true or false"):
+        host_checker_apps([{"name": "FIREFOX", "regex": "^firefox", "required": "sometimes"}])
+
+
+@pytest.mark.parametrize("user", ["bad\nuser", "nul\x00", " alice", "alice\t", "del\x7f", MEGABYTE, ""],
+                         ids=["newline", "nul", "leading-space", "tab", "del", "megabyte", "empty"])
+@pytest.mark.parametrize("where", ["registry", "seeds", "hashes"])
+def test_user_names_within_limits(user, where):
+    if where == "registry":
+        text = refusal(device_pinning=True, device_pinning_mode="manual",
+                       device_pinning_registry={user: ["00:11:22:33:44:55"]})
+        assert text.startswith("post_auth_device_pinning_registry key ")
+    elif where == "seeds":
+        text = refusal(challenge=True, challenge_totp_secrets={user: "JBSWY3DPEHPK3PXPJBSWY3DP"})
+        assert text.startswith("post_auth_challenge_totp_secrets key ")
+    else:
+        digest = "pbkdf2_sha256$100000$c2FsdA$" + "A" * 43 + "="
+        text = refusal(custom_auth=True, custom_auth_method="hashes", custom_auth_hashes={user: digest})
+        assert text.startswith("post_auth_custom_auth_hashes key ")
+    assert len(text) < 250 and MEGABYTE[:100] not in text, text
+
+
+@pytest.mark.parametrize("group", ["users\n", ["users"], "x" * 200])
+def test_group_names_within_limits(group):
+    text = refusal(group_mapping=True, group_mapping_default_group=group)
+    assert text.startswith("post_auth_group_mapping_default_group: "), text
+
+
+@pytest.mark.parametrize("url", [
+    "https://user:pw-LEAK@auth.example.com/vpn",
+    "https://user@auth.example.com/vpn",
+    "https://auth.example.com/vpn?token=LEAK",
+    "https://auth.example.com/vpn?a=1&api_key=LEAK",
+    "https://auth.example.com/vpn?Password=LEAK#x",
+])
+@pytest.mark.parametrize("capability", ["custom_auth", "challenge"])
+def test_credentials_in_urls_are_refused(url, capability):
+    if capability == "custom_auth":
+        text = refusal(custom_auth=True, custom_auth_url=url)
+    else:
+        text = refusal(challenge=True, challenge_verify="http", challenge_url=url)
+    name = "post_auth_%s" % capability
+    assert text.startswith(name + "_url: holds credentials"), text
+    assert "%s_token or %s_token_file" % (name, name) in text
+    assert "LEAK" not in text
+
+
+def test_a_url_without_credentials_passes():
+    post_auth = compose.PostAuth(params(custom_auth=True, custom_auth_url="https://auth.example.com/vpn?realm=corp",
+                                        custom_auth_token="t0ken-value"), "0.1.0")
+    assert post_auth.settings["settings"]["custom_auth"]["url"] == "https://auth.example.com/vpn?realm=corp"
+
+
+def test_messages_never_echo_a_megabyte():
+    for changes in ({"custom_auth": True, "custom_auth_url": "https://" + MEGABYTE},
+                    {"custom_auth": True, "custom_auth_url": MEGABYTE},
+                    {"device_pinning": True, "device_pinning_mode": "manual",
+                     "device_pinning_registry": {"alice": [MEGABYTE]}},
+                    {"group_mapping": True, "group_mapping_sources": [MEGABYTE]},
+                    {"messages": {MEGABYTE: "x"}}):
+        text = refusal(**changes)
+        assert "x" * 41 not in text, text[:300]
+
+
+@pytest.mark.parametrize("python", ["", "  ", None])
+def test_a_missing_python_is_named(python):
+    assert refusal(python=python).startswith("post_auth_python: must name the Python 3")
+
+
+def test_the_query_file_filter_refuses_a_bad_required():
+    from ansible.errors import AnsibleFilterError
+
+    with pytest.raises(AnsibleFilterError, match="required: must be true or false"):
+        host_checker_query_file([{"name": "A", "regex": "x", "required": "perhaps"}])
