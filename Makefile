@@ -12,11 +12,12 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: help venv demo test lint sanity unit integration policy bench clean
+.PHONY: help venv demo test lint sanity unit property fuzz integration policy bench clean
 
 help:
 	@echo "make demo   roll a post-auth script out to an emulated fleet of three servers"
-	@echo "make test   run every check CI runs (lint, sanity, unit, integration and policy tests)"
+	@echo "make test   run every check CI runs (lint, sanity, unit, property, integration and policy tests)"
+	@echo "make fuzz   the property tests with 10,000 generated inventories"
 	@echo "make bench  run the benchmarks in bench/ (reports in bench/results/)"
 	@echo "make clean  remove the virtual environment and everything generated"
 
@@ -35,7 +36,7 @@ venv: $(VENV)/.installed
 demo: venv
 	demo/run
 
-test: lint sanity unit integration policy
+test: lint sanity unit property integration policy
 
 lint: venv
 	ruff check .
@@ -47,6 +48,13 @@ sanity: venv
 
 unit: venv
 	$(PYTEST) tests/unit
+
+# generated inventories through the real validation and template (1,000 here, 10,000 in fuzz)
+property: venv
+	$(PYTEST) tests/property
+
+fuzz: venv
+	FUZZ_EXAMPLES=10000 $(PYTEST) -s tests/property
 
 integration: venv
 	$(PYTEST) tests/integration

@@ -124,8 +124,10 @@ def strict_value(name, value, option):
     except SettingsError as exc:
         raise ComposeError(str(exc)) from None
     choices = option.get("choices")
-    if choices and value not in choices:
-        raise ComposeError("%s: %s is not one of %s" % (name, shown(value), ", ".join(str(c) for c in choices)))
+    for index, item in enumerate(value if kind == "list" else [value]):
+        if choices and item not in choices:
+            where = "%s[%d]" % (name, index) if kind == "list" else name
+            raise ComposeError("%s: %s is not one of %s" % (where, shown(item), ", ".join(str(c) for c in choices)))
     return value
 
 

@@ -162,7 +162,8 @@ def test_every_interpreter_compiles(server, run_module, tmp_path):
 def test_an_interpreter_that_is_not_there_is_named(server, run_module, interpreter):
     result = run(run_module, server, **everything(post_auth=post_auth(python=interpreter)))
     assert result["failed"] is True
-    assert "the interpreter %r that must compile the post-auth script is not on the server" % interpreter in result["msg"]
+    message = "the interpreter %r that must compile the post-auth script is not on the server" % interpreter
+    assert message in result["msg"]
     assert writes(server) == []
 
 

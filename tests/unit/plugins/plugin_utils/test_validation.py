@@ -10,9 +10,15 @@ from ansible_collections.ovpnas.fleet.plugins.plugin_utils import compose
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils.post_auth import SettingsError, host_checker_apps
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
-SPEC = yaml.safe_load(open(os.path.join(REPO, "roles", "post_auth", "meta", "argument_specs.yml")))[
-    "argument_specs"]["compose"]["options"]
-DEFAULTS = yaml.safe_load(open(os.path.join(REPO, "roles", "post_auth", "defaults", "main.yml")))
+
+
+def load_yaml(*parts):
+    with open(os.path.join(REPO, *parts)) as handle:
+        return yaml.safe_load(handle)
+
+
+SPEC = load_yaml("roles", "post_auth", "meta", "argument_specs.yml")["argument_specs"]["compose"]["options"]
+DEFAULTS = load_yaml("roles", "post_auth", "defaults", "main.yml")
 MEGABYTE = "x" * 2**20
 PREFIX = "post_auth_"
 
