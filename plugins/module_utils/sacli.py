@@ -144,6 +144,16 @@ def withheld(output, limit=200):
 SECRET_MARKER = "# ovpnas.fleet.secret"
 
 
+def secret_lines(text):
+    """The lines of a script that carry the secret marker, for ``no_log_values``.
+
+    Secrets are rendered into scripts as Python literals (quotes escaped), which masking by
+    value does not find; masking the whole line does, wherever the script is shown.
+    """
+    return [line.strip() for line in (text or "").split("\n")
+            if line.rstrip().endswith(SECRET_MARKER) and line.strip() != SECRET_MARKER]
+
+
 def mask_secret_lines(text):
     """A script with every line that carries the secret marker replaced by a masked line.
 
@@ -251,6 +261,9 @@ def services_not_up(status):
         return ["<no service_status>"]
     return sorted(name for name, state in services.items() if state not in SERVICE_UP)
 
+
+# What a write prints when it prints anything: `[True, {}]` (older versions)
+WRITE_ANSWER = re.compile(r"^\[\s*True\s*(,.*)?\]$", re.DOTALL)
 
 HEADER_FIELD = re.compile(r"^#\s*ovpnas\.fleet\.([A-Za-z0-9_]+):\s*(.*?)\s*$")
 
@@ -386,20 +399,33 @@ class SacliRunner:
         return self.run("Version", record=False)[1].strip()
 
     # writes
+    def write(self, command, **options):
+        """Run a write: it answers with nothing (newer versions) or ``[True, {...}]`` (older ones).
+
+        Anything else (an error page from a broken server, say) is not known to have written,
+        so it fails like a non-zero exit.
+        """
+        rc, out, err = self.run(command, **options)
+        if out.strip() and not WRITE_ANSWER.match(out.strip()):
+            shown = self.describe(command, options.get("key"), options.get("user"), None,
+                                  options.get("value") is not None or options.get("value_path") is not None)
+            raise SacliOutputError("sacli %s printed an answer that is not a write's" % command, shown, rc,
+                                   out[:200], err)
+
     def config_put(self, key, value=None, value_path=None):
-        self.run("ConfigPut", key=key, value=value, value_path=value_path)
+        self.write("ConfigPut", key=key, value=value, value_path=value_path)
 
     def config_del(self, key):
-        self.run("ConfigDel", key=key)
+        self.write("ConfigDel", key=key)
 
     def userprop_put(self, user, key, value):
-        self.run("UserPropPut", key=key, user=user, value=value)
+        self.write("UserPropPut", key=key, user=user, value=value)
 
     def userprop_del(self, user, key):
-        self.run("UserPropDel", key=key, user=user)
+        self.write("UserPropDel", key=key, user=user)
 
     def userprop_del_all(self, user):
-        self.run("UserPropDelAll", user=user)
+        self.write("UserPropDelAll", user=user)
 
     def start(self):
         """Run `start`; return the parsed output.  Raises on a non-zero exit."""

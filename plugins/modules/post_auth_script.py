@@ -37,6 +37,8 @@ options:
   content:
     description:
       - The script text. Mutually exclusive with O(src).
+      - Lines that end with C(# ovpnas.fleet.secret) are masked wherever the script is shown (the task's
+        arguments, the diff).
     type: str
   src:
     description:
@@ -168,6 +170,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     mask_secret_lines,
     sacli_argument_spec,
     same_value,
+    secret_lines,
     sha256_text,
 )
 from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import fleet_dir, write_backup
@@ -250,6 +253,7 @@ def main():
         desired = params["content"] if params["src"] is None else read_src(module, params["src"])
         if not desired.strip():
             module.fail_json(msg="the post-auth script is empty; use state=absent to remove the script")
+        module.no_log_values.update(secret_lines(desired))
 
     result = dict(changed=False, commands=[], restart_required=False)
     staged = None
@@ -267,6 +271,7 @@ def main():
         runner = SacliRunner(module)
         try:
             current = runner.config_query().get(POST_AUTH_KEY)
+            module.no_log_values.update(secret_lines(current))
         except SacliError as exc:
             fail_from_error(module, exc, **result)
 

@@ -82,7 +82,10 @@ options:
         choices: [present, absent]
         default: present
       content:
-        description: The script text, for example rendered on the controller by the C(ovpnas.fleet.post_auth) role.
+        description:
+          - The script text, for example rendered on the controller by the C(ovpnas.fleet.post_auth) role.
+          - Lines that end with C(# ovpnas.fleet.secret) (the generated script keeps its secrets there) are masked
+            wherever the script is shown (the task's arguments, the diff).
         type: str
       identity:
         description:
@@ -291,6 +294,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     mask_secret_lines,
     sacli_argument_spec,
     same_value,
+    secret_lines,
     secret_matcher,
     sha256_text,
     to_sacli_string,
@@ -495,6 +499,7 @@ def main():
     script_managed, script = wanted_text(module, "post_auth", params["post_auth"])
     query_managed, query_file = wanted_text(module, "app_verify", params["app_verify"])
     module.no_log_values.update(v for k, v in settings.items() if v and is_secret(k))
+    module.no_log_values.update(secret_lines(script if isinstance(script, str) else None))
     for props in users.values():
         module.no_log_values.update(v for k, v in props.items() if v and is_secret(k))
 
@@ -540,6 +545,7 @@ def converge(module, runner, directory, staged, wanted, is_secret):
     except SacliError as exc:
         fail_from_error(module, exc, **result)
     module.no_log_values.update(v for k, v in config.items() if v and is_secret(k))
+    module.no_log_values.update(secret_lines(config.get(POST_AUTH_KEY)))
     for name in users:
         module.no_log_values.update(v for k, v in (current_users.get(name) or {}).items() if v and is_secret(k))
 

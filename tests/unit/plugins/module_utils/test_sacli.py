@@ -327,3 +327,22 @@ def test_ordinary_keys_are_shown(name):
     from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import secret_matcher
 
     assert not secret_matcher()(name)
+
+
+@pytest.mark.parametrize(("out", "fails"), [
+    ("", False), ("\n", False), ("[True, {}]\n", False), ("[True, {'x': 1}]", False),
+    ("<html><body>502 Bad Gateway</body></html>\n", True), ("[False, {}]", True), ("Traceback ...", True),
+])
+def test_a_write_that_answers_something_else_fails(out, fails):
+    module = mock.MagicMock()
+    module.params = {"sacli_path": "/usr/local/openvpn_as/scripts/sacli", "sacli_timeout": 0}
+    module.tmpdir = "/tmp"
+    module.run_command.return_value = (0, out, "")
+    runner = sacli_utils.SacliRunner(module)
+    runner._check_path = lambda: None
+    if fails:
+        with pytest.raises(sacli_utils.SacliOutputError, match="ConfigDel printed an answer that is not a write's"):
+            runner.config_del("host.name")
+    else:
+        runner.config_del("host.name")
+    assert module.run_command.call_args[0][0][-3:] == ["--key", "host.name", "ConfigDel"]

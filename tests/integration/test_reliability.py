@@ -1,0 +1,277 @@
+"""deploy_postauth.yml when things go wrong: a fault on every sacli command, a killed run, two runs at once,
+and secrets hunted in every output and leftover file.
+
+Every scenario deploys inventory A, then tries inventory B, which changes every kind of thing the
+deploy manages (a key, the query file, the registrations, the script). Afterwards each server holds
+either all of A or all of B, never a mix; a change that needs `start` is completed by the next run.
+"""
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import time
+
+from conftest import ANSIBLE_BIN, REPO, recap, run_playbook, write_inventory
+from test_deploy import DEPLOY, QUERY_KEY, SCRIPT_KEY, VARIABLES
+
+DUO_KEY = "duo-skey-'\"$(id)-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+TOKEN = "endpoint-token-Zq81-LEAK"
+RADIUS = "radius-shared-Xy42-LEAK"
+SEED = "JBSWY3DPEHPK3PXPMZXW6YTBOI"
+ALICE_B = "00:11:22:33:44:77"
+B = {
+    "ovpnas_config_settings": dict(VARIABLES["ovpnas_config_settings"], **{"host.name": "vpn-b.example.com"}),
+    "host_checker_apps": VARIABLES["host_checker_apps"] + [
+        {"name": "CHROME", "regex": "^google chrome", "platform": "all"}],
+    "post_auth_device_pinning_max_devices": 2,
+    "post_auth_device_pinning_registry": {"alice": [ALICE_B], "bob": ["00:11:22:33:44:88"]},
+    "post_auth_policy_tests": [dict(VARIABLES["post_auth_policy_tests"][0],
+                                    properties={"pvt_hw_addr": ALICE_B},
+                                    client=dict(VARIABLES["post_auth_policy_tests"][0]["client"], hw_addr=ALICE_B))],
+}
+
+
+def write_vars(path, **changes):
+    values = dict(VARIABLES, ovpnas_sacli_timeout=5, ovpnas_start_wait_timeout=8)
+    values.update(changes)
+    path.write_text(json.dumps(values))
+    return "@%s" % path
+
+
+def deploy(inventory, extra, *options):
+    result = run_playbook(DEPLOY, inventory, "-e", extra, *options)
+    return result, recap(result.stdout)
+
+
+def state(server):
+    """What the deploy manages on one server."""
+    config = server.config()
+    props = server.userprops()
+    return {
+        "host.name": config.get("host.name"),
+        "script": config.get(SCRIPT_KEY),
+        "query": config.get(QUERY_KEY),
+        "alice": (props.get("alice") or {}).get("pvt_hw_addr"),
+        "bob": (props.get("bob") or {}).get("pvt_hw_addr"),
+    }
+
+
+def fleet_with_a(make_fleet, tmp_path, hosts):
+    fleet = make_fleet(hosts)
+    inventory = write_inventory(tmp_path / "inventory.json", fleet)
+    a, b = write_vars(tmp_path / "a.json"), write_vars(tmp_path / "b.json", **B)
+    result, _hosts = deploy(inventory, a)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return fleet, inventory, a, b
+
+
+def private_leftovers(server, *secrets):
+    """Files of the server that hold a secret outside its databases and root-only (0700) folders."""
+    found = []
+    for folder, _dirs, names in os.walk(server.path):
+        for name in names:
+            path = os.path.join(folder, name)
+            if path.startswith(os.path.join(server.path, "etc", "db")) or os.path.islink(path):
+                continue
+            with open(path, "rb") as handle:
+                data = handle.read()
+            if any(secret.encode("utf-8") in data for secret in secrets) and not root_only(path, server.path):
+                found.append(path)
+    return found
+
+
+def root_only(path, top):
+    """The file is 0600 or stricter and one of its folders up to ``top`` is 0700 or stricter."""
+    if os.stat(path).st_mode & 0o077:
+        return False
+    folder = os.path.dirname(path)
+    while folder.startswith(top) and folder != top:
+        if not os.stat(folder).st_mode & 0o077:
+            return True
+        folder = os.path.dirname(folder)
+    return False
+
+
+# every sacli command the deploy runs, and the ways each can fail
+BEFORE_APPLY = {
+    "configquery-exit": ("configquery", dict(action="exit", rc=1, stderr="database is locked\n")),
+    "configquery-garbage": ("configquery", dict(action="garbage")),
+    "configquery-hang": ("configquery", dict(action="hang", seconds=30)),
+    "second-configquery-exit": ("configquery", dict(action="exit", rc=1, after=1)),
+    "userpropget-exit": ("userpropget", dict(action="exit", rc=2)),
+    "userpropget-garbage": ("userpropget", dict(action="garbage")),
+    # a write fails once (the undo that follows goes through); the order: users, keys, query file, script
+    "userpropput-first": ("userpropput", dict(action="exit", rc=1, times=1)),
+    "userpropput-second": ("userpropput", dict(action="exit", rc=1, after=1, times=1)),
+    "configput-first": ("configput", dict(action="exit", rc=1, times=1)),
+    "configput-query-file": ("configput", dict(action="exit", rc=1, after=1, times=1)),
+    "configput-script": ("configput", dict(action="exit", rc=1, after=2, times=1)),
+    "configput-garbage": ("configput", dict(action="garbage", after=2, times=1)),
+    "configput-hang": ("configput", dict(action="hang", seconds=30, after=1, times=1)),
+}
+AT_APPLY = {
+    "start-exit": ("start", dict(action="exit", rc=1)),
+    "start-errors": ("start", dict(action="errors", errors={"web": [["error", "bind failed"]]})),
+    # start answers, but a service never comes up
+    "status-off": ("status", dict(action="off", services=["auth"])),
+    "start-hang": ("start", dict(action="hang", seconds=30)),
+}
+
+
+def test_fault_matrix(make_fleet, tmp_path):
+    """One server per fault, in one run: a fault before the apply leaves all of A; one at the apply leaves
+    all of B, pending, and the next run starts it; nothing holding a secret is left in the open."""
+    faults = dict(BEFORE_APPLY, **AT_APPLY)
+    fleet, inventory, _a, b = fleet_with_a(make_fleet, tmp_path, len(faults))
+    names = dict(zip(faults, sorted(fleet)))
+    before = {name: state(server) for name, server in fleet.items()}
+    for fault, (command, spec) in faults.items():
+        fleet[names[fault]].set_fault(command, **spec)
+
+    result, hosts = deploy(inventory, b)
+    assert result.returncode != 0
+    for fault, name in names.items():
+        server = fleet[name]
+        assert hosts[name]["failed"] == 1, (fault, result.stdout)
+        server.root.clear_faults()
+        if fault in BEFORE_APPLY:
+            assert state(server) == before[name], fault
+            assert not os.path.exists(os.path.join(server.path, "etc", "ovpnas_fleet", "pending_apply.json")), fault
+        else:
+            assert state(server)["host.name"] == "vpn-b.example.com" and state(server)["alice"] == ALICE_B, fault
+            assert os.path.exists(os.path.join(server.path, "etc", "ovpnas_fleet", "pending_apply.json")), fault
+        assert private_leftovers(server, VARIABLES["ovpnas_config_settings"]["auth.ldap.0.bind_pw"]) == [], fault
+        assert os.listdir(os.path.join(server.path, "etc", "ovpnas_fleet", "staging")) == [], fault
+        server.reset_calls()
+
+    again, hosts = deploy(inventory, b)
+    assert again.returncode == 0, again.stdout + again.stderr
+    wanted = state(fleet[names["configquery-exit"]])
+    for fault, name in names.items():
+        server = fleet[name]
+        assert state(server) == wanted, fault
+        assert server.commands().count("start") == 1, (fault, server.commands())
+        assert not os.path.exists(os.path.join(server.path, "etc", "ovpnas_fleet", "pending_apply.json")), fault
+        server.reset_calls()
+    assert wanted["alice"] == ALICE_B and wanted["query"].count("\n") == 3
+
+    third, hosts = deploy(inventory, b)
+    assert third.returncode == 0 and all(r["changed"] == 0 for r in hosts.values()), third.stdout
+    assert all(server.commands() == ["ConfigQuery", "UserPropGet"] for server in fleet.values())
+
+
+def test_a_killed_run_is_completed_by_the_next(make_fleet, tmp_path):
+    """SIGTERM to the whole run while a write hangs: the next run completes the change and starts."""
+    fleet, inventory, _a, b = fleet_with_a(make_fleet, tmp_path, 1)
+    server = fleet["as01"]
+    server.set_fault("configput", action="hang", seconds=60, after=1)
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               PATH=ANSIBLE_BIN + os.pathsep + os.environ.get("PATH", ""))
+    b_long = write_vars(tmp_path / "b-long.json", ovpnas_sacli_timeout=120, **B)
+    proc = subprocess.Popen([os.path.join(ANSIBLE_BIN, "ansible-playbook"), "-i", inventory, DEPLOY, "-e", b_long],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    pending = os.path.join(server.path, "etc", "ovpnas_fleet", "pending_apply.json")
+    deadline = time.monotonic() + 120
+    while not (os.path.exists(pending) and server.commands().count("ConfigPut") >= 1):
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+        time.sleep(0.2)
+    time.sleep(1)
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.communicate(timeout=60)
+    server.root.clear_faults()
+    staging = os.path.join(server.path, "etc", "ovpnas_fleet", "staging")
+    assert stat.S_IMODE(os.stat(staging).st_mode) == 0o700
+    server.reset_calls()
+
+    result, _hosts = deploy(inventory, b)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert state(server)["alice"] == ALICE_B and state(server)["query"].count("\n") == 3
+    assert server.commands().count("start") == 1
+    assert not os.path.exists(pending) and os.listdir(staging) == []
+
+
+def test_two_runs_at_once_never_mix(make_fleet, tmp_path):
+    """A and B at once on one server, three times: one waits for the other, and one inventory is live whole."""
+    fleet = make_fleet(3)
+    inventory = write_inventory(tmp_path / "inventory.json", fleet)
+    # both inventories manage the same users, so that either one decides everything
+    registry = dict(VARIABLES["post_auth_device_pinning_registry"], bob=["00:11:22:33:44:99"])
+    a = write_vars(tmp_path / "a.json", post_auth_device_pinning_registry=registry)
+    b = write_vars(tmp_path / "b.json", **B)
+    for limit, extra in (("as01", a), ("as02", b)):
+        result = run_playbook(DEPLOY, inventory, "-e", extra, "-l", limit)
+        assert result.returncode == 0, result.stdout + result.stderr
+    wanted = {"A": state(fleet["as01"]), "B": state(fleet["as02"])}
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               PATH=ANSIBLE_BIN + os.pathsep + os.environ.get("PATH", ""))
+    live = []
+    for first, second in ((a, b), (b, a), (a, b)):
+        runs = [subprocess.Popen([os.path.join(ANSIBLE_BIN, "ansible-playbook"), "-i", inventory, DEPLOY,
+                                  "-e", extra, "-l", "as03"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True) for extra in (first, second)]
+        outputs = [run.communicate(timeout=300)[0] for run in runs]
+        for run, output in zip(runs, outputs):
+            assert run.returncode == 0 or "another run holds the lock" in output, output
+        now = state(fleet["as03"])
+        matches = [name for name, value in wanted.items() if value == now]
+        assert len(matches) == 1, {name: sorted(k for k in now if now[k] != value[k]) for name, value in wanted.items()}
+        live.append(matches[0])
+    assert not os.path.exists(os.path.join(fleet["as03"].path, "etc", "ovpnas_fleet", "pending_apply.json"))
+
+
+def test_no_secret_in_any_output_argv_log_or_file(make_fleet, tmp_path):
+    """Every secret-bearing variable and key set; -vvv, --diff, --check --diff and a failing run."""
+    fleet = make_fleet(3)
+    inventory = write_inventory(tmp_path / "inventory.json", fleet)
+    bind_pw = VARIABLES["ovpnas_config_settings"]["auth.ldap.0.bind_pw"]
+    settings = dict(VARIABLES["ovpnas_config_settings"], **{"auth.radius.0.secret": RADIUS})
+    duo = dict(ovpnas_config_settings=settings, post_auth_policy_tests=[],
+               post_auth_custom_auth=True, post_auth_custom_auth_url="https://auth.example.com/vpn",
+               post_auth_custom_auth_token=TOKEN, post_auth_duo=True,
+               post_auth_duo_api_host="api-12345678.duosecurity.com",
+               post_auth_duo_integration_key="DIXXXXXXXXXXXXXXXXXX", post_auth_duo_secret_key=DUO_KEY)
+    totp = dict(ovpnas_config_settings=settings, post_auth_policy_tests=[],
+                post_auth_challenge=True, post_auth_challenge_totp_secrets={"alice": SEED})
+    secrets = (bind_pw, RADIUS, TOKEN, DUO_KEY, SEED, "$(id)")
+    outputs = []
+    for name, changes in (("duo", duo), ("totp", totp)):
+        extra = write_vars(tmp_path / ("%s.json" % name), **changes)
+        for options in (("--check", "--diff", "-vvv"), ("--diff", "-vvv"), ("--diff", "-vvv")):
+            result, _hosts = deploy(inventory, extra, *options)
+            assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+            outputs.append(result.stdout + result.stderr)
+        # a failing run: the script's write fails on one server
+        fleet["as02"].set_fault("configput", action="exit", rc=1, times=1, stderr="emulated\n")
+        failing = write_vars(tmp_path / ("%s-change.json" % name), **dict(changes,
+                                                                         post_auth_device_pinning_max_devices=5))
+        result, hosts = deploy(inventory, failing, "--diff", "-vvv")
+        assert result.returncode != 0 and hosts["as02"]["failed"] == 1, result.stdout[-3000:]
+        outputs.append(result.stdout + result.stderr)
+        fleet["as02"].root.clear_faults()
+    for output in outputs:
+        for secret in secrets:
+            assert secret not in output, secret
+    for server in fleet.values():
+        with open(server.root.call_log) as handle:
+            calls = handle.read()
+        for secret in secrets:
+            assert secret not in calls
+        assert private_leftovers(server, *secrets) == []
+    leftovers = []
+    for folder in ("/tmp", os.path.expanduser("~/.ansible/tmp")):
+        for top, _dirs, names in os.walk(folder):
+            if top.startswith(str(tmp_path)) or "pytest-of-" in top:
+                continue
+            for name in names:
+                path = os.path.join(top, name)
+                try:
+                    with open(path, "rb") as handle:
+                        data = handle.read(4 * 2**20)
+                except OSError:
+                    continue
+                if any(secret.encode("utf-8") in data for secret in secrets[:5]):
+                    leftovers.append(path)
+    assert leftovers == []
