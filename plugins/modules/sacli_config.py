@@ -63,7 +63,6 @@ options:
     type: str
     choices: [present, absent]
     default: present
-    default: []
 notes:
   - Whether C(sacli) keeps trailing newlines of C(--value_file) content is not known; values that
     differ only in trailing newlines are treated as equal.

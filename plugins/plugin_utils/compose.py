@@ -119,8 +119,8 @@ def strict_value(name, value, option):
             elements = {"str": str, "dict": dict}.get(option.get("elements"))
             for index, item in enumerate(value if kind == "list" else ()):
                 if elements is not None and not isinstance(item, elements):
-                    raise SettingsError("%s[%d]: must be %s, not %s" % (name, index, TYPE_NAMES[elements],
-                                                                         _kind(item)))
+                    wanted_item = TYPE_NAMES[elements]
+                    raise SettingsError("%s[%d]: must be %s, not %s" % (name, index, wanted_item, _kind(item)))
     except SettingsError as exc:
         raise ComposeError(str(exc)) from None
     choices = option.get("choices")

@@ -245,8 +245,8 @@ def test_no_secret_in_any_output_argv_log_or_file(make_fleet, tmp_path):
             outputs.append(result.stdout + result.stderr)
         # a failing run: the script's write fails on one server
         fleet["as02"].set_fault("configput", action="exit", rc=1, times=1, stderr="emulated\n")
-        failing = write_vars(tmp_path / ("%s-change.json" % name), **dict(changes,
-                                                                         post_auth_device_pinning_max_devices=5))
+        failing = dict(changes, post_auth_device_pinning_max_devices=5)
+        failing = write_vars(tmp_path / ("%s-change.json" % name), **failing)
         result, hosts = deploy(inventory, failing, "--diff", "-vvv")
         assert result.returncode != 0 and hosts["as02"]["failed"] == 1, result.stdout[-3000:]
         outputs.append(result.stdout + result.stderr)
