@@ -67,8 +67,14 @@ class ActionModule(ActionBase):
             # the post_auth role's choice when both are composed
             args.setdefault("backup", backup)
 
-        probe = self._execute_module(MODULE, module_args=args, task_vars=task_vars)
-        if not probe.get("content_required") or post_auth is None or post_auth.settings is None:
+        by_identity = post_auth is not None and post_auth.settings is not None and "content" not in args["post_auth"]
+        probe_args = args
+        if by_identity:
+            # what tests a new script is needed only with one
+            probe_args = dict(args, post_auth={k: v for k, v in args["post_auth"].items()
+                                               if k not in ("policy_harness", "policy_cases")})
+        probe = self._execute_module(MODULE, module_args=probe_args, task_vars=task_vars)
+        if not (by_identity and probe.get("content_required")):
             result.update(probe)
             return result
         # the live script is another one: render the wanted one and converge with it
