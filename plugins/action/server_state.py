@@ -55,10 +55,12 @@ class ActionModule(ActionBase):
                 for option in ("post_auth", "users", "users_exclusive_prefixes"):
                     args.setdefault(option, desired[option])
                 earlier = task_vars.get("host_checker_desired")
-                if "host_checker" not in compose and isinstance(earlier, dict) and earlier.get("content"):
-                    # the query file the host_checker role loads earlier in the play: check mode then checks
-                    # the policy against what a real run would have loaded
-                    args["post_auth"] = dict(args["post_auth"], query_file=earlier["content"])
+                if "host_checker" not in compose and isinstance(earlier, dict):
+                    # the query file the host_checker role loads (or removes) earlier in the play: check mode
+                    # then checks the policy against what a real run would have live
+                    live = "" if earlier.get("state") == "absent" else earlier.get("content")
+                    if live is not None:
+                        args["post_auth"] = dict(args["post_auth"], query_file=live)
                 args["secret_keys"] = desired["secret_keys"] + list(args.get("secret_keys") or [])
                 backup = params["backup"]
         except ComposeError as exc:

@@ -182,6 +182,20 @@ def test_roles_alone_share_one_handler_and_module_defaults(make_fleet, tmp_path)
         assert server.commands().count("start") == 1
 
 
+def test_check_mode_knows_the_query_file_an_earlier_role_removes(make_fleet, tmp_path):
+    """host_checker_state: absent before a policy that needs the file: check mode refuses as the real run does."""
+    fleet = make_fleet(1)
+    inventory = write_inventory(tmp_path / "inventory.json", fleet)
+    playbook = os.path.join(PLAYBOOKS, "post_auth.yml")
+    assert deploy(inventory, write_vars(tmp_path), playbook=playbook)[0].returncode == 0
+    absent = write_vars(tmp_path, "absent.json", host_checker_state="absent", post_auth_device_pinning_max_devices=3)
+    message = "checks FIREFOX (all), DEFENDER (win), which the query file (vpn.client.app_verify) does not list"
+    for options in (("--check",), ()):
+        result, hosts = deploy(inventory, absent, *options, playbook=playbook)
+        assert result.returncode != 0 and hosts["as01"]["failed"] == 1, (options, result.stdout)
+        assert message in result.stdout, (options, result.stdout)
+
+
 def test_bad_query_file_entries_fail_before_any_change(make_fleet, tmp_path):
     fleet = make_fleet(1)
     inventory = write_inventory(tmp_path / "inventory.json", fleet)
