@@ -6,20 +6,25 @@ deploy manages (a key, the query file, the registrations, the script). Afterward
 either all of A or all of B, never a mix; a change that needs `start` is completed by the next run.
 """
 
+import base64
 import json
 import os
 import signal
 import stat
 import subprocess
 import time
+import uuid
 
 from conftest import ANSIBLE_BIN, REPO, recap, run_playbook, write_inventory
 from test_deploy import DEPLOY, QUERY_KEY, SCRIPT_KEY, VARIABLES
 
-DUO_KEY = "duo-skey-'\"$(id)-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
-TOKEN = "endpoint-token-Zq81-LEAK"
-RADIUS = "radius-shared-Xy42-LEAK"
-SEED = "JBSWY3DPEHPK3PXPMZXW6YTBOI"
+# secrets made up per run, so that no file of a checkout holds them
+RUN = uuid.uuid4().hex[:16]
+DUO_KEY = "duo-skey-'\"$(id)-%s" % RUN
+TOKEN = "endpoint-token-%s" % RUN
+RADIUS = "radius-shared-%s" % RUN
+BIND_PW = "bind-pw-'\"%s" % RUN
+SEED = base64.b32encode(RUN.encode("ascii")).decode("ascii").rstrip("=")
 ALICE_B = "00:11:22:33:44:77"
 B = {
     "ovpnas_config_settings": dict(VARIABLES["ovpnas_config_settings"], **{"host.name": "vpn-b.example.com"}),
@@ -226,8 +231,8 @@ def test_no_secret_in_any_output_argv_log_or_file(make_fleet, tmp_path):
     """Every secret-bearing variable and key set; -vvv, --diff, --check --diff and a failing run."""
     fleet = make_fleet(3)
     inventory = write_inventory(tmp_path / "inventory.json", fleet)
-    bind_pw = VARIABLES["ovpnas_config_settings"]["auth.ldap.0.bind_pw"]
-    settings = dict(VARIABLES["ovpnas_config_settings"], **{"auth.radius.0.secret": RADIUS})
+    settings = dict(VARIABLES["ovpnas_config_settings"], **{"auth.radius.0.secret": RADIUS,
+                                                            "auth.ldap.0.bind_pw": BIND_PW})
     duo = dict(ovpnas_config_settings=settings, post_auth_policy_tests=[],
                post_auth_custom_auth=True, post_auth_custom_auth_url="https://auth.example.com/vpn",
                post_auth_custom_auth_token=TOKEN, post_auth_duo=True,
@@ -235,7 +240,7 @@ def test_no_secret_in_any_output_argv_log_or_file(make_fleet, tmp_path):
                post_auth_duo_integration_key="DIXXXXXXXXXXXXXXXXXX", post_auth_duo_secret_key=DUO_KEY)
     totp = dict(ovpnas_config_settings=settings, post_auth_policy_tests=[],
                 post_auth_challenge=True, post_auth_challenge_totp_secrets={"alice": SEED})
-    secrets = (bind_pw, RADIUS, TOKEN, DUO_KEY, SEED, "$(id)")
+    secrets = (BIND_PW, RADIUS, TOKEN, DUO_KEY, SEED, RUN)
     outputs = []
     for name, changes in (("duo", duo), ("totp", totp)):
         extra = write_vars(tmp_path / ("%s.json" % name), **changes)
@@ -263,7 +268,7 @@ def test_no_secret_in_any_output_argv_log_or_file(make_fleet, tmp_path):
     leftovers = []
     for folder in ("/tmp", os.path.expanduser("~/.ansible/tmp")):
         for top, _dirs, names in os.walk(folder):
-            if top.startswith(str(tmp_path)) or "pytest-of-" in top:
+            if top.startswith(str(tmp_path)):
                 continue
             for name in names:
                 path = os.path.join(top, name)
