@@ -182,6 +182,21 @@ def test_roles_alone_share_one_handler_and_module_defaults(make_fleet, tmp_path)
         assert server.commands().count("start") == 1
 
 
+def test_the_compose_facts_load_the_script_the_deploy_loads(make_fleet, tmp_path):
+    """tasks_from: compose renders, seals and identifies the script exactly as the deploy's action does."""
+    fleet, inventory, extra = fleet_and_vars(make_fleet, tmp_path, hosts=2)
+    by_facts = run_playbook(os.path.join(PLAYBOOKS, "compose_fact.yml"), inventory, "-e", extra, "-l", "as01")
+    assert by_facts.returncode == 0, by_facts.stdout + by_facts.stderr
+    result = run_playbook(DEPLOY, inventory, "-e", extra, "-l", "as02")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert fleet["as01"].config() == fleet["as02"].config()
+    assert fleet["as01"].userprops()["alice"] == fleet["as02"].userprops()["alice"]
+    reset(fleet)
+    again, hosts = deploy(inventory, extra)
+    assert again.returncode == 0 and all(r["changed"] == 0 for r in hosts.values()), again.stdout
+    assert all(server.commands() == ["ConfigQuery", "UserPropGet"] for server in fleet.values())
+
+
 def test_check_mode_knows_the_query_file_an_earlier_role_removes(make_fleet, tmp_path):
     """host_checker_state: absent before a policy that needs the file: check mode refuses as the real run does."""
     fleet = make_fleet(1)
