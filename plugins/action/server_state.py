@@ -55,7 +55,7 @@ class ActionModule(ActionBase):
                 for option in ("post_auth", "users", "users_exclusive_prefixes"):
                     args.setdefault(option, desired[option])
                 earlier = task_vars.get("host_checker_desired")
-                if "host_checker" not in compose and isinstance(earlier, dict):
+                if "host_checker" not in compose and "post_auth" not in self._task.args and isinstance(earlier, dict):
                     # the query file the host_checker role loads (or removes) earlier in the play: check mode
                     # then checks the policy against what a real run would have live
                     live = "" if earlier.get("state") == "absent" else earlier.get("content")
@@ -76,7 +76,7 @@ class ActionModule(ActionBase):
             probe_args = dict(args, post_auth={k: v for k, v in args["post_auth"].items()
                                                if k not in ("policy_harness", "policy_cases")})
         probe = self._execute_module(MODULE, module_args=probe_args, task_vars=task_vars)
-        if not (by_identity and probe.get("content_required")):
+        if not (by_identity and probe.get("failed") and probe.get("content_required")):
             result.update(probe)
             return result
         # the live script is another one: render the wanted one and converge with it

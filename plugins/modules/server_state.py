@@ -47,9 +47,10 @@ options:
   compose:
     description:
       - Roles whose variables this task composes on the controller, as the roles would (their defaults, then
-        their argument specs, naming the variable at fault). V(host_checker) fills O(app_verify); V(post_auth)
-        fills O(post_auth), O(users), O(users_exclusive_prefixes) and O(backup), and adds its secret keys to
-        O(secret_keys). Options given explicitly win.
+        their argument specs, naming the variable at fault). V(host_checker) fills O(app_verify) and O(backup);
+        V(post_auth) fills O(post_auth), O(users), O(users_exclusive_prefixes) and O(backup) (its choice wins over
+        the host_checker role's), and adds its secret keys to O(secret_keys). Options given explicitly win, except
+        O(secret_keys), which adds to the composed keys.
       - With V(post_auth), the server is first asked for the identity of its live script (the sha256 of the
         collection version, the code that renders the script, the settings and the policy cases, written into
         the script's header under a seal that covers the whole text). Only where that differs is the script
@@ -91,7 +92,7 @@ options:
         description:
           - The identity of the wanted script, as its C(ovpnas.fleet.identity) header line states it.
           - Without O(post_auth.content), a live script that declares this identity under an intact seal is the wanted
-            one; any other live script ends the task before anything is checked or written, with
+            one; any other live script fails the module before anything is checked or written, with
             RV(content_required) true.
         type: str
       python:
@@ -260,7 +261,8 @@ pending_apply:
 content_required:
   description:
     - True when O(post_auth.identity) was given without O(post_auth.content) and the live script is another one;
-      nothing was checked or written. With O(compose), the action renders the script and runs the module again.
+      the module failed without checking or writing anything. With O(compose), the action renders the script and
+      runs the module again.
   returned: when true
   type: bool
   sample: true
@@ -354,32 +356,36 @@ class Plan:
         return sorted(self.keys, key=lambda k: (k == POST_AUTH_KEY, k == APP_VERIFY_KEY, k))
 
     def apply(self):
-        """Run the writes; on a failure undo those made, then raise the failure."""
+        """Run the writes; on a failure undo those made, then raise the failure.
+
+        Each undo is recorded before its write: a write that fails may still have happened (it
+        timed out, or answered with something else), and undoing one that did not is harmless.
+        """
         undo = []
         try:
             for name in sorted(self.user_writes):
                 have = self.users.get(name)
                 puts, deletes, delete_all = self.user_writes[name]
                 if delete_all:
-                    self.runner.userprop_del_all(name)
                     undo.append(("restore_user", name, have))
+                    self.runner.userprop_del_all(name)
                     continue
                 if have is None:
                     undo.append(("delete_user", name, None))
                 for key in put_order(puts):
-                    self.runner.userprop_put(name, key, puts[key])
                     if have is not None:
                         undo.append(("user_prop", name, (key, have.get(key))))
+                    self.runner.userprop_put(name, key, puts[key])
                 for key in deletes:
-                    self.runner.userprop_del(name, key)
                     undo.append(("user_prop", name, (key, have.get(key))))
+                    self.runner.userprop_del(name, key)
             for key in self.key_order():
                 value = self.keys[key]
+                undo.append(("key", key, self.config.get(key)))
                 if value is None:
                     self.runner.config_del(key)
                 else:
                     self.runner.config_put(key, value=value)
-                undo.append(("key", key, self.config.get(key)))
         except SacliError as exc:
             exc.undone, exc.not_undone = self._undo(undo)
             raise
@@ -536,8 +542,11 @@ def converge(module, runner, directory, staged, wanted, is_secret):
         config = runner.config_query()
         result["reads"].append(runner.describe("ConfigQuery"))
         if script is True and sealed_identity(config.get(POST_AUTH_KEY)) != params["post_auth"]["identity"]:
-            # the wanted script is known by its identity and another one is live: the caller renders it
-            module.exit_json(content_required=True, **result)
+            # the wanted script is known by its identity and another one is live: the caller (the action
+            # plugin) renders it and runs the module again; anyone else learns that nothing was converged
+            module.fail_json(msg="the live post-auth script is not the one post_auth.identity names: give "
+                                 "post_auth.content (the compose option renders it); nothing was changed",
+                             content_required=True, **result)
         current_users = {}
         if users:
             current_users = runner.userprop_get(pfilt=next(iter(users)) if len(users) == 1 else None)

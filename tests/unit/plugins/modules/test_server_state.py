@@ -410,7 +410,26 @@ def test_identity_that_is_not_live_asks_for_the_script(server, run_module, live,
         server.sacli("--key", SCRIPT_KEY, "--value", live, "ConfigPut")
     args = everything(post_auth=post_auth(content=None, identity="abc"))
     result = run(run_module, server, check_mode=check_mode, diff=True, **args)
-    assert result["failed"] is False and result["content_required"] is True, result
+    assert result["failed"] is True and result["content_required"] is True, result
+    assert "is not the one post_auth.identity names" in result["msg"]
     assert result["changed"] is False and "diff" not in result
     # nothing checked, written or read beyond the script: the second run with the script reads everything
     assert server.commands() == ["ConfigQuery"]
+
+
+def test_a_write_that_happened_but_answered_oddly_is_undone(server, run_module, tmp_path):
+    """The script's ConfigPut stores the script, then prints a warning: it counts as failed, and is undone."""
+    wrapper = tmp_path / "sacli"
+    once = tmp_path / "warned"
+    wrapper.write_text("#!/bin/sh\n%s \"$@\" || exit $?\n"
+                       "case \"$*\" in *auth.module.post_auth_script*ConfigPut*)\n"
+                       "  [ -e %s ] || { touch %s; echo 'WARNING: slow disk'; };;\nesac\n"
+                       % (server.sacli_path, once, once))
+    wrapper.chmod(0o755)
+    server.sacli("--key", SCRIPT_KEY, "--value", SCRIPT.replace("mallory", "eve"), "ConfigPut")
+    before = server.config()
+    result = run(run_module, server, sacli_path=str(wrapper), **everything())
+    assert result["failed"] is True and "printed an answer that is not a write's" in result["msg"], result
+    assert "the writes made before it were undone" in result["msg"]
+    assert server.config() == before
+    assert not os.path.exists(os.path.join(server.path, "etc", "ovpnas_fleet", "pending_apply.json"))
