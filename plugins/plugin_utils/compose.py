@@ -16,8 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 
+import jinja2
 from ansible.errors import AnsibleError
+from ansible.module_utils.ansible_release import __version__ as ansible_version
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.ovpnas.fleet.plugins.module_utils.script_check import seal
@@ -27,6 +30,7 @@ from ansible_collections.ovpnas.fleet.plugins.plugin_utils.post_auth import (
     device_registry,
     flag,
     host_checker_apps,
+    role_flag,
     shown,
     totp_seeds,
 )
@@ -37,6 +41,8 @@ HARNESS = os.path.join(ROOT, "roles", "post_auth", "files", "policy_harness.py")
 # what turns settings into the script's text, besides the templates
 RENDERERS = (os.path.join(ROOT, "plugins", "filter", "pyliteral.py"),)
 ROLES = ("host_checker", "post_auth")
+# the rendering engine: another version may render the same templates differently
+RENDERER_VERSIONS = {"ansible-core": ansible_version, "jinja2": jinja2.__version__}
 
 
 class ComposeError(AnsibleError):
@@ -79,6 +85,8 @@ def load_role_file(loader, role, *parts):
         return loader.load_from_file(path)
 
 
+GOT = re.compile(r"(got: )(.*)$", re.DOTALL)
+WHOLE_NUMBER = re.compile(r"^\s*-?[0-9]+\s*\Z")
 TYPE_NAMES = {str: "a string", bool: "true or false", int: "a whole number", list: "a list", dict: "a mapping"}
 
 
@@ -105,8 +113,8 @@ def strict_value(name, value, option):
         if kind == "bool":
             value = flag(value, name)
         elif kind == "int":
-            if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-                value = int(value.strip())
+            if isinstance(value, str) and WHOLE_NUMBER.match(value):
+                value = int(value)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise SettingsError("%s: must be a whole number, not %s" % (name, _kind(value)))
         elif kind in ("str", "path"):
@@ -151,6 +159,8 @@ def role_variables(loader, templar, task_vars, roles, entry="compose"):
         provided = templar.template({name: variables[name] for name in spec if name in variables})
         provided = {name: strict_value(name, value, spec[name]) for name, value in provided.items()}
         errors = ArgumentSpecValidator(spec).validate(provided, validate_role_argument_spec=True).error_messages
+        # the validator's messages may quote a value: show only its start
+        errors = [GOT.sub(lambda m: m.group(1) + shown(m.group(2)), error) for error in errors]
         if errors:
             raise ComposeError("Validation of the %s role's variables failed:\n%s" % (role, "\n".join(errors)))
         values.update(provided)
@@ -201,10 +211,10 @@ def settings_of(params):
 def user_properties(params):
     """The user properties the script relies on: device registrations and TOTP seeds, per user."""
     users = {}
-    if params.get("device_pinning"):
+    if role_flag(params, "device_pinning"):
         for user, props in _run(device_registry, params).items():
             users.setdefault(user, {}).update(props)
-    if params.get("challenge") and (params.get("challenge_verify") or "totp") == "totp":
+    if role_flag(params, "challenge") and (params.get("challenge_verify") or "totp") == "totp":
         for user, props in _run(totp_seeds, params).items():
             users.setdefault(user, {}).update(props)
     return users
@@ -232,8 +242,8 @@ class PostAuth:
         self.settings = settings_of(params)
         self.cases_sha256 = sha256_json(params["policy_tests"])
         self.identity = sha256_json({
-            "version": version, "code": _files_digest(template), "settings": self.settings["sha256"],
-            "cases": self.cases_sha256})
+            "version": version, "code": _files_digest(template), "renderer": RENDERER_VERSIONS,
+            "settings": self.settings["sha256"], "cases": self.cases_sha256})
         with open(harness, "rb") as handle:
             policy_harness = handle.read().decode("utf-8")
         self.desired["post_auth"].update(
@@ -246,7 +256,7 @@ class PostAuth:
             secrets=self.settings["secret_values"],
         )
         self.desired["users"] = user_properties(params)
-        if params.get("device_pinning_registry_exclusive"):
+        if role_flag(params, "device_pinning_registry_exclusive"):
             self.desired["users_exclusive_prefixes"] = ["pvt_hw_addr"]
 
     def template_vars(self):

@@ -95,6 +95,13 @@ def shown(value):
     return repr(text) if isinstance(value, str) else text
 
 
+def listed(names):
+    """Unknown names for a message: each shortened, a few at most, in a stable order."""
+    names = sorted(names, key=str)
+    text = ", ".join(shown(name) if not isinstance(name, str) or len(name) > SHOWN else name for name in names[:5])
+    return text + (" and %d more" % (len(names) - 5) if len(names) > 5 else "")
+
+
 def flag(value, name):
     """A boolean as Ansible reads one (true/false, yes/no, on/off, 1/0); anything else fails."""
     if isinstance(value, bool):
@@ -104,6 +111,12 @@ def flag(value, name):
     if isinstance(value, str) and value.strip().lower() in BOOLEANS:
         return BOOLEANS[value.strip().lower()]
     _fail(name, "must be true or false")
+
+
+def role_flag(params, key, default=False):
+    """The role's boolean variable ``post_auth_<key>``; unset or null is ``default``."""
+    value = params.get(key)
+    return default if value is None else flag(value, "post_auth_" + key)
 
 
 def user_name(value, name):
@@ -221,7 +234,7 @@ def _group_mapping(params):
             _fail(prefix + "_sources", "unknown source %s (%s)" % (shown(source), ", ".join(MAPPING_SOURCES)))
     if not sources:
         _fail(prefix + "_sources", "needs at least one of %s" % ", ".join(MAPPING_SOURCES))
-    case_sensitive = bool(params.get("group_mapping_case_sensitive"))
+    case_sensitive = role_flag(params, "group_mapping_case_sensitive")
     rules = []
     for index, rule in enumerate(params.get("group_mapping_rules") or []):
         name = "%s_rules[%d]" % (prefix, index)
@@ -230,7 +243,7 @@ def _group_mapping(params):
         unknown = set(rule) - {"name", "ldap_groups", "saml_groups", "custom_auth_groups", "radius_attribute",
                                "radius_values", "radius_pattern", "group", "properties", "deny"}
         if unknown:
-            _fail(name, "unknown keys %s" % ", ".join(sorted(unknown)))
+            _fail(name, "unknown keys %s" % listed(unknown))
         ldap_groups = [normalize_dn(g) if "=" in g else g.lower()
                        for g in _str_list(rule.get("ldap_groups"), name + ".ldap_groups")]
         saml_groups = _str_list(rule.get("saml_groups"), name + ".saml_groups", lower=not case_sensitive)
@@ -295,11 +308,11 @@ def _group_mapping(params):
         "saml_claim": params.get("group_mapping_saml_claim") or "groups",
         "rules": rules,
         "default_group": default_group,
-        "deny_unmatched": bool(params.get("group_mapping_deny_unmatched")),
-        "persist": bool(params.get("group_mapping_persist")),
+        "deny_unmatched": role_flag(params, "group_mapping_deny_unmatched"),
+        "persist": role_flag(params, "group_mapping_persist"),
         "on_error": on_error,
-        "radius_framed_ip": bool(params.get("group_mapping_radius_framed_ip", True)),
-        "radius_callback_flags": bool(params.get("group_mapping_radius_callback_flags")),
+        "radius_framed_ip": role_flag(params, "group_mapping_radius_framed_ip", True),
+        "radius_callback_flags": role_flag(params, "group_mapping_radius_callback_flags"),
         "case_sensitive": case_sensitive,
     }
 
@@ -314,15 +327,15 @@ def _device_pinning(params):
     for index, net in enumerate(_str_list(params.get("device_pinning_networks"), prefix + "_networks")):
         try:
             networks.append(str(ipaddress.ip_network(net, strict=False)))
-        except ValueError as exc:
-            _fail("%s_networks[%d]" % (prefix, index), str(exc))
+        except ValueError:
+            _fail("%s_networks[%d]" % (prefix, index), "%s is not a network like 10.0.0.0/8" % shown(net))
     return {
         "mode": mode,
         "max_devices": max_devices,
         "networks": networks,
         "exempt_users": _str_list(params.get("device_pinning_exempt_users"), prefix + "_exempt_users", lower=True),
         "exempt_groups": _str_list(params.get("device_pinning_exempt_groups"), prefix + "_exempt_groups", lower=True),
-        "allow_missing_address": bool(params.get("device_pinning_allow_missing_address")),
+        "allow_missing_address": role_flag(params, "device_pinning_allow_missing_address"),
     }
 
 
@@ -357,7 +370,7 @@ def host_checker_apps(apps, name="post_auth_host_checker_apps"):
             _fail(item, "must be a mapping with name, regex, platform, min_version, required")
         unknown = set(app) - {"name", "regex", "platform", "min_version", "required", "description"}
         if unknown:
-            _fail(item, "unknown keys %s" % ", ".join(sorted(unknown)))
+            _fail(item, "unknown keys %s" % listed(unknown))
         app_name = app.get("name")
         if not isinstance(app_name, str) or not APP_NAME.match(app_name):
             _fail(item + ".name", "must be letters, digits and underscores")
@@ -397,7 +410,7 @@ def _host_checker(params):
     unknown = set(params.get("host_checker_on_error") or {}) - set(APP_ERRORS)
     if unknown:
         _fail(prefix + "_on_error", "unknown codes %s (ERR_NOT_FOUND always refuses a required application)"
-              % ", ".join(sorted(unknown)))
+              % listed(unknown))
     minimum = params.get("host_checker_min_client_version")
     unreporting = _choice(params, "host_checker_unreporting_platforms", prefix + "_unreporting_platforms",
                           ("allow", "deny"), "allow")
@@ -547,7 +560,7 @@ def _duo(params, secrets):
         "proxy": proxy,
         "fail_mode": fail_mode,
         "factor": factor,
-        "static_challenge": bool(params.get("duo_static_challenge")),
+        "static_challenge": role_flag(params, "duo_static_challenge"),
     }
     result.update(_exemptions(params, "duo", name))
     return result
@@ -558,10 +571,10 @@ def _challenge(params, secrets):
     verify = _choice(params, "challenge_verify", name + "_verify", ("totp", "http"), "totp")
     result = {
         "text": _text(params, "challenge_text", name + "_text", default="Enter your one-time code"),
-        "static": bool(params.get("challenge_static", True)),
-        "echo": bool(params.get("challenge_echo", False)),
+        "static": role_flag(params, "challenge_static", True),
+        "echo": role_flag(params, "challenge_echo"),
         "verify": verify,
-        "skip_reauth": bool(params.get("challenge_skip_reauth", True)),
+        "skip_reauth": role_flag(params, "challenge_skip_reauth", True),
         "max_attempts": _number(params, "challenge_max_attempts", name + "_max_attempts", 1, 10, 3),
     }
     if "\n" in result["text"]:
@@ -611,7 +624,7 @@ def build_settings(params):
     to values. Returns (settings, flags, sha256, secrets): the secrets given inline, by name,
     which the script keeps in SECRETS, on lines marked as secret.
     """
-    if params.get("duo") and params.get("challenge"):
+    if role_flag(params, "duo") and role_flag(params, "challenge"):
         _fail("post_auth_duo", "and post_auth_challenge are both on: the script asks for one second factor")
     settings = {"messages": _messages(params.get("messages"))}
     secrets = {}
@@ -625,12 +638,12 @@ def build_settings(params):
     }
     features = []
     for feature in CHAIN:
-        if params.get(feature):
+        if role_flag(params, feature):
             settings[feature] = builders[feature](params)
             features.append(feature)
-    if params.get("device_pinning"):
+    if role_flag(params, "device_pinning"):
         device_registry(params)
-    if params.get("challenge"):
+    if role_flag(params, "challenge"):
         totp_seeds(params)
     settings["features"] = features
     # every override is validated above; the script carries only the messages it can show

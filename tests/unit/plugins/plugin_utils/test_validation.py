@@ -154,3 +154,18 @@ def test_the_query_file_filter_refuses_a_bad_required():
 
     with pytest.raises(AnsibleFilterError, match="required: must be true or false"):
         host_checker_query_file([{"name": "A", "regex": "x", "required": "perhaps"}])
+
+
+@pytest.mark.parametrize("value", ["--5", "\u00b2", "5.0", "0x10", ""])
+def test_whole_numbers_as_text_are_digits_only(value):
+    text = strict_refusal("post_auth_device_pinning_max_devices", value)
+    assert text == "post_auth_device_pinning_max_devices: must be a whole number, not a string"
+
+
+def test_long_unknown_names_and_bad_networks_are_shortened():
+    text = refusal(group_mapping=True, group_mapping_rules=[{MEGABYTE: 1, 7: 2, "group": "g", "ldap_groups": ["x"]}])
+    assert text.startswith("post_auth_group_mapping_rules[0]: unknown keys ") and "x" * 41 not in text, text[:300]
+    text = refusal(host_checker=True, host_checker_on_error={1: "deny", "x": "deny"})
+    assert text.startswith("post_auth_host_checker_on_error"), text
+    text = refusal(device_pinning=True, device_pinning_networks=["10.0.0.0/" + "9" * 300])
+    assert text.startswith("post_auth_device_pinning_networks[0]: ") and "9" * 41 not in text, text
