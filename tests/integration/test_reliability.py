@@ -132,6 +132,7 @@ def test_fault_matrix(make_fleet, tmp_path):
     fleet, inventory, _a, b = fleet_with_a(make_fleet, tmp_path, len(faults))
     names = dict(zip(faults, sorted(fleet)))
     before = {name: state(server) for name, server in fleet.items()}
+    at_apply = {}
     for fault, (command, spec) in faults.items():
         fleet[names[fault]].set_fault(command, **spec)
 
@@ -145,7 +146,8 @@ def test_fault_matrix(make_fleet, tmp_path):
             assert state(server) == before[name], fault
             assert not os.path.exists(os.path.join(server.path, "etc", "ovpnas_fleet", "pending_apply.json")), fault
         else:
-            assert state(server)["host.name"] == "vpn-b.example.com" and state(server)["alice"] == ALICE_B, fault
+            at_apply[fault] = state(server)
+            assert at_apply[fault]["host.name"] == "vpn-b.example.com" and at_apply[fault]["alice"] == ALICE_B, fault
             assert os.path.exists(os.path.join(server.path, "etc", "ovpnas_fleet", "pending_apply.json")), fault
         assert private_leftovers(server, VARIABLES["ovpnas_config_settings"]["auth.ldap.0.bind_pw"]) == [], fault
         assert os.listdir(os.path.join(server.path, "etc", "ovpnas_fleet", "staging")) == [], fault
@@ -161,6 +163,8 @@ def test_fault_matrix(make_fleet, tmp_path):
         assert not os.path.exists(os.path.join(server.path, "etc", "ovpnas_fleet", "pending_apply.json")), fault
         server.reset_calls()
     assert wanted["alice"] == ALICE_B and wanted["query"].count("\n") == 3
+    # a fault at the apply left all of B written: the next run only started
+    assert all(written == wanted for written in at_apply.values()), at_apply
 
     third, hosts = deploy(inventory, b)
     assert third.returncode == 0 and all(r["changed"] == 0 for r in hosts.values()), third.stdout
@@ -218,12 +222,15 @@ def test_two_runs_at_once_never_mix(make_fleet, tmp_path):
                                   "-e", extra, "-l", "as03"], cwd=REPO, env=env, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True) for extra in (first, second)]
         outputs = [run.communicate(timeout=300)[0] for run in runs]
+        # the lock makes the later run wait (lock_timeout is 300 s), then converge from what the first left
         for run, output in zip(runs, outputs):
-            assert run.returncode == 0 or "another run holds the lock" in output, output
+            assert run.returncode == 0, output
         now = state(fleet["as03"])
         matches = [name for name, value in wanted.items() if value == now]
+        # both ran in full: the one that took the lock second is live
         assert len(matches) == 1, {name: sorted(k for k in now if now[k] != value[k]) for name, value in wanted.items()}
         live.append(matches[0])
+    assert set(live) <= {"A", "B"} and len(live) == 3
     assert not os.path.exists(os.path.join(fleet["as03"].path, "etc", "ovpnas_fleet", "pending_apply.json"))
 
 

@@ -40,7 +40,8 @@ def load_yaml(*parts):
 
 SPEC = load_yaml("roles", "post_auth", "meta", "argument_specs.yml")["argument_specs"]["compose"]["options"]
 VARIABLE = re.compile(r"\b(post_auth|host_checker)_[a-z0-9_]+")
-LONG = 60
+# a refusal shows at most this much of a value
+LONG = 40
 
 MARKER = "/tmp/ovpnas-fleet-property-marker"
 HOSTILE = [
