@@ -25,6 +25,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.ovpnas.fleet.plugins.module_utils.script_check import seal
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils.post_auth import (
+    SHOWN,
     SettingsError,
     build_settings,
     device_registry,
@@ -139,6 +140,28 @@ def strict_value(name, value, option):
     return value
 
 
+def _long_strings(value):
+    if isinstance(value, str):
+        if len(value) > SHOWN:
+            yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _long_strings(key)
+            yield from _long_strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _long_strings(item)
+
+
+def shortened(message, values=()):
+    """A message of the argument-spec validator, which may quote ``values``, with only the start of each."""
+    for text in sorted(set(_long_strings(list(values))), key=len, reverse=True):
+        for form in (text, repr(text)[1:-1]):
+            message = message.replace(form, form[:SHOWN] + "...")
+    message = GOT.sub(lambda m: m.group(1) + shown(m.group(2)), message)
+    return message if len(message) <= 400 else message[:400] + "..."
+
+
 def role_variables(loader, templar, task_vars, roles, entry="compose"):
     """The variables of ``roles`` as the roles would see them, templated and validated.
 
@@ -159,8 +182,7 @@ def role_variables(loader, templar, task_vars, roles, entry="compose"):
         provided = templar.template({name: variables[name] for name in spec if name in variables})
         provided = {name: strict_value(name, value, spec[name]) for name, value in provided.items()}
         errors = ArgumentSpecValidator(spec).validate(provided, validate_role_argument_spec=True).error_messages
-        # the validator's messages may quote a value: show only its start
-        errors = [GOT.sub(lambda m: m.group(1) + shown(m.group(2)), error) for error in errors]
+        errors = [shortened(error, provided.values()) for error in errors]
         if errors:
             raise ComposeError("Validation of the %s role's variables failed:\n%s" % (role, "\n".join(errors)))
         values.update(provided)

@@ -169,3 +169,11 @@ def test_long_unknown_names_and_bad_networks_are_shortened():
     assert text.startswith("post_auth_host_checker_on_error"), text
     text = refusal(device_pinning=True, device_pinning_networks=["10.0.0.0/" + "9" * 300])
     assert text.startswith("post_auth_device_pinning_networks[0]: ") and "9" * 41 not in text, text
+
+
+def test_the_argument_spec_validator_quotes_only_the_start_of_a_value():
+    text = compose.shortened("argument 'deny' is of type str found in 'rules'. and we were unable to convert to "
+                             "bool: The value '%s' is not a valid boolean." % ("x" * 100), [[{"deny": "x" * 100}]])
+    assert "argument 'deny'" in text and "'rules'" in text and "'%s...'" % ("x" * 40) in text
+    assert "x" * 41 not in text
+    assert compose.shortened("got: " + "z" * 90) == "got: '%s...'" % ("z" * 40)
