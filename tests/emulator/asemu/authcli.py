@@ -5,6 +5,12 @@ below them exist only in the emulator and supply what a VPN client or an
 identity provider would send.  A dynamic challenge is answered the way
 OpenVPN clients do it: the next authentication carries the password
 ``CRV1::<state_id>::<response>``.
+
+Without ``--pass`` authcli asks for the password once, before anything else
+(``getpass``: on the controlling terminal, or on standard input when there is
+none), so the typed password is used everywhere ``--pass`` would be, a
+challenge answer ``CRV1::...`` included.  Logins that take no password
+(``--auth-method`` session, autologin or saml) are not asked.
 """
 
 import argparse
@@ -25,10 +31,26 @@ from pyovpn.plugin import FAIL, SUCCEED
 SESSION_SECONDS = 86400
 CHALLENGE_SECONDS = 300
 PRIMARY_METHODS = ("local", "ldap", "radius", "saml", "pam", "session", "autologin")
+# methods that take no password: a login with one of them is not asked for it
+NO_PASSWORD_METHODS = ("session", "autologin", "saml")
 
 
 class AuthcliUsage(Exception):
     pass
+
+
+def ask_password(args):
+    """Prompt for the password when ``--pass`` is absent (as the real tool does), once, at the start.
+
+    Returns False when no password could be read (end of input).
+    """
+    if args.password is not None or args.auth_method in NO_PASSWORD_METHODS:
+        return True
+    try:
+        args.password = getpass.getpass("Password: ")
+    except EOFError:
+        return False
+    return True
 
 
 class _Parser(argparse.ArgumentParser):
@@ -169,6 +191,7 @@ class Authentication(object):
         return info
 
     def password(self):
+        # asked at the start (see ask_password); a login that takes none is asked here if it needs one
         if self.args.password is None:
             self.args.password = getpass.getpass("Password: ")
         return self.args.password
@@ -337,7 +360,11 @@ def main(root_path, argv):
         except AuthcliUsage as exc:
             sys.stderr.write("authcli: %s\n" % exc)
             return rc
+        # the options of the command line: a password typed at the prompt is not one
         options = [name for name, value in vars(args).items() if value not in (None, False, [])]
+        if not ask_password(args):
+            sys.stderr.write("authcli: no password given\n")
+            return rc
         fault = root.take_fault("authcli")
         if fault is not None:
             from asemu.sacli import apply_fault

@@ -5,6 +5,9 @@ scripts/authcli, etc/as.conf, etc/db/config.db and etc/db/userprop.db, the
 Python packages under lib/python, and log/.  The tools find everything
 relative to their own location, so ROOT may be /usr/local/openvpn_as in a
 container or any folder on this machine.  ROOT must not exist or be empty.
+
+With --cluster-db DIR the root uses DIR/config.db and DIR/userprop.db: the
+first install with DIR creates them, later ones join and leave them alone.
 """
 
 import argparse
@@ -29,8 +32,8 @@ AS_CONF = """\
 # ~ stands for the folder of this file.
 AS_CONNECT=true
 SYS=~/..
-config_db=sqlite:///~/db/config.db
-user_prop_db=sqlite:///~/db/userprop.db
+config_db=sqlite:///{config_db}
+user_prop_db=sqlite:///{user_prop_db}
 certs_db=sqlite:///~/db/certs.db
 log_db=sqlite:///~/db/log.db
 general.sock_dir=~/sock
@@ -99,6 +102,30 @@ def applied(config):
     return {k: hashlib.sha256(v.encode("utf-8")).hexdigest() for k, v in config.items()}
 
 
+def fill(path, profiles):
+    """Write ``profiles`` into the database at ``path`` unless it holds profiles already; True if it did.
+
+    A cluster node that joins finds the databases of the first node and leaves them alone.  The
+    check and the writes are one transaction, so installs that race for one folder fill it once.
+    """
+    with Store(path) as db:
+        db.begin()
+        if db.profiles():
+            return False
+        for name, values in profiles.items():
+            db.replace(name, values)
+    os.chmod(path, 0o600)
+    return True
+
+
+def count(text):
+    """A number of clients for argparse: a whole number, 0 or more."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="install", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("root", help="folder to create (must not exist, or be empty)")
@@ -124,6 +151,18 @@ def parse_args(argv):
     )
     parser.add_argument("--python", default="/usr/bin/env python3", help="interpreter for the tools' #! line")
     parser.add_argument("--stopped", action="store_true", help="leave the services stopped (default: running)")
+    parser.add_argument(
+        "--vpn-clients", type=count, default=DEFAULT_SETTINGS["vpn_clients"],
+        help="how many VPN clients are connected while the services run (what VPNSummary counts)",
+    )
+    parser.add_argument(
+        "--cluster-db", metavar="DIR", default=None,
+        help="use DIR/config.db and DIR/userprop.db, shared with every root installed with the same DIR"
+        " (the first install creates them, later ones join)",
+    )
+    parser.add_argument(
+        "--standby", action="store_true", help="a failover standby: no agent socket, every sacli command fails"
+    )
     return parser.parse_args(argv)
 
 
@@ -149,23 +188,33 @@ def main(argv):
         with open(path, "w") as handle:
             handle.write(WRAPPER.format(python=python, tool=tool))
         os.chmod(path, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+    databases = {"config_db": "~/db/config.db", "user_prop_db": "~/db/userprop.db"}
+    if args.cluster_db:
+        cluster = os.path.abspath(args.cluster_db)
+        os.makedirs(cluster, 0o700, exist_ok=True)
+        databases = {
+            "config_db": os.path.join(cluster, "config.db"), "user_prop_db": os.path.join(cluster, "userprop.db"),
+        }
     with open(os.path.join(target, "etc", "as.conf"), "w") as handle:
-        handle.write(AS_CONF)
+        handle.write(AS_CONF.format(**databases))
 
     root = Root(target)
     hostname = args.hostname or os.path.basename(target.rstrip("/")) or socket.gethostname()
     config = default_config(hostname)
     config["upgrade.current_version"] = args.version
-    with Store(root.config_db) as db:
-        db.replace("Default", config)
-        db.replace("_INTERNAL", {"webui.edit_profile": "Default", "run_api.active_profile": "Default"})
-    with Store(root.userprop_db) as db:
-        db.replace("__DEFAULT__", {
+    joined = not fill(root.config_db, {
+        "Default": config, "_INTERNAL": {"webui.edit_profile": "Default", "run_api.active_profile": "Default"},
+    })
+    fill(root.userprop_db, {
+        "__DEFAULT__": {
             "def_deny": "false", "prop_autogenerate": "true", "prop_force_lzo": "false", "type": "user_default",
-        })
-        db.replace("openvpn", {"prop_superuser": "true", "type": "user_connect", "user_auth_type": "local"})
-    for path in (root.config_db, root.userprop_db):
-        os.chmod(path, 0o600)
+        },
+        "openvpn": {"prop_superuser": "true", "type": "user_connect", "user_auth_type": "local"},
+    })
+    if joined:
+        # a cluster node: the shared configuration (host.name included) is what it runs with
+        with Store(root.config_db) as db:
+            config = db.items("Default")
 
     settings = {
         "version": args.version,
@@ -174,6 +223,8 @@ def main(argv):
         "value_file_strip": args.value_file_strip,
         "ldap_api": args.ldap_api,
         "log_file": args.log_file,
+        "vpn_clients": args.vpn_clients,
+        "standby": args.standby,
     }
     with open(root.settings_file, "w") as handle:
         json.dump(settings, handle, indent=2, sort_keys=True)
@@ -182,9 +233,12 @@ def main(argv):
             "running": True, "errors": {}, "restarted": [], "started_at": time.time(), "applied": applied(config),
             "last_restarted": time.ctime(),
         })
-        with open(root.sock, "w"):
-            pass
+        if not args.standby:
+            with open(root.sock, "w"):
+                pass
     root.log("install", "emulated Access Server %s installed in %s" % (args.version, target))
+    if joined:
+        root.log("install", "joined the cluster databases in %s" % os.path.dirname(root.config_db))
     return 0
 
 

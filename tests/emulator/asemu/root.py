@@ -34,6 +34,12 @@ DEFAULT_SETTINGS = {
     "ldap_api": "ldap3",
     # where the log goes; relative paths are relative to the root
     "log_file": "log/openvpnas.log",
+    # how many VPN clients are connected while the services run (what
+    # `sacli VPNSummary` counts)
+    "vpn_clients": 0,
+    # a UCARP failover standby: the services do not run, there is no agent
+    # socket and every sacli command fails
+    "standby": False,
 }
 
 SERVICES = (
@@ -95,6 +101,7 @@ class Root(object):
         for name in ("config_db", "user_prop_db", "sa.sock"):
             value = values[name]
             if value.startswith("sqlite:///"):
+                # sqlite:///~/db/config.db, or sqlite:////abs/path (a cluster's shared database)
                 value = value[len("sqlite:///"):]
             if value.startswith("~/"):
                 value = os.path.join(self.etc, value[2:])
@@ -112,6 +119,8 @@ class Root(object):
             current = _read_json(self.settings_file, {})
             current.update(changes)
             _write_json(self.settings_file, current)
+        if "standby" in changes:
+            self.sync_agent_socket()
 
     @property
     def log_file(self):
@@ -124,6 +133,16 @@ class Root(object):
 
     def save_state(self, state):
         _write_json(self.state_file, state)
+
+    def sync_agent_socket(self):
+        """Make the agent socket present while the services run and the node is no standby, else absent."""
+        with self.locked():
+            up = self.state().get("running", False) and not self.settings()["standby"]
+            if up and not os.path.exists(self.sock):
+                with open(self.sock, "w"):
+                    pass
+            elif not up and os.path.exists(self.sock):
+                os.remove(self.sock)
 
     @contextlib.contextmanager
     def locked(self):

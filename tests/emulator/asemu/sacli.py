@@ -5,6 +5,7 @@ after the command; command names are matched without regard to case.
 """
 
 import argparse
+import errno
 import hashlib
 import json
 import os
@@ -31,6 +32,10 @@ RESTARTS = (
     ("host.", ("web", "openvpn_0", "openvpn_1")),
 )
 WILL_RESTART_NAMES = {"web": "web", "client_query": "client", "openvpn_0": "openvpn", "auth": "auth"}
+
+# what sacli prints on a failover standby, where the agent does not run (the
+# real wording is unknown)
+NO_AGENT = "sacli: could not connect to the Access Server agent at %s: [Errno %d] %s\n"
 
 
 class SacliUsage(Exception):
@@ -287,6 +292,11 @@ class Sacli(object):
     def Version(self):
         print(self.settings["version"])
 
+    def VPNSummary(self):
+        """The number of connected clients: the vpn_clients setting while the services run, else 0."""
+        count = int(self.settings["vpn_clients"]) if self.root.state().get("running", False) else 0
+        print(json.dumps({"n_clients": count}, indent=2, sort_keys=True))
+
 
 COMMANDS = {
     name.lower(): name
@@ -294,9 +304,16 @@ COMMANDS = {
         "ConfigQuery", "ConfigPut", "ConfigDel", "ConfigReplace",
         "UserPropGet", "UserPropPut", "UserPropDel", "UserPropDelAll",
         "SetLocalPassword", "RemoveLocalPassword",
-        "start", "stop", "status", "Version",
+        "start", "stop", "status", "Version", "VPNSummary",
     )
 }
+
+
+def no_agent(root):
+    """A failover standby: no agent to connect to; the command fails before it starts (faults stay armed)."""
+    root.sync_agent_socket()
+    sys.stderr.write(NO_AGENT % (root.sock, errno.ENOENT, os.strerror(errno.ENOENT)))
+    return 1
 
 
 def main(root_path, argv):
@@ -314,6 +331,9 @@ def main(root_path, argv):
             if command.lower() not in COMMANDS:
                 raise SacliUsage("unknown command: %s" % command)
             command = COMMANDS[command.lower()]
+            if root.settings()["standby"]:
+                rc = no_agent(root)
+                return rc
             fault = root.take_fault(command.lower())
             if fault is not None:
                 rc = apply_fault(fault)

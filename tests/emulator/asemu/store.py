@@ -4,6 +4,11 @@ Both files share one shape, as on the real server: a ``profile`` table and a
 ``config`` table of (profile_id, name, value) rows.  In config.db the profiles
 are configuration profiles (``Default``, ``_INTERNAL``); in userprop.db every
 user and group is a profile and its rows are its properties.
+
+Several processes, and on a cluster several roots, may use one file at the same
+time: a busy file is waited for (``timeout``), a profile that another process
+created meanwhile is found rather than created twice, and ``begin`` holds the
+write lock over a read and the writes that depend on it.
 """
 
 import sqlite3
@@ -31,6 +36,10 @@ class Store(object):
         self.conn = sqlite3.connect(path, timeout=30)
         self.conn.executescript(SCHEMA)
 
+    def begin(self):
+        """Take the write lock now, so that what is read next stays true until the commit."""
+        self.conn.execute("BEGIN IMMEDIATE")
+
     def close(self):
         self.conn.commit()
         self.conn.close()
@@ -52,8 +61,12 @@ class Store(object):
             return row[0]
         if not create:
             return None
-        cur = self.conn.execute("INSERT INTO profile (name, modified) VALUES (?, strftime('%s','now'))", (name,))
-        return cur.lastrowid
+        # another process may have created it since the SELECT: insert unless it exists, then read it
+        # again inside the write transaction that the INSERT began
+        self.conn.execute(
+            "INSERT OR IGNORE INTO profile (name, modified) VALUES (?, strftime('%s','now'))", (name,)
+        )
+        return self.conn.execute("SELECT id FROM profile WHERE name = ?", (name,)).fetchone()[0]
 
     def profiles(self):
         return [row[0] for row in self.conn.execute("SELECT name FROM profile ORDER BY name")]

@@ -2,8 +2,13 @@
 
 import ast
 import base64
+import fcntl
 import json
+import os
 import re
+import select
+import subprocess
+import termios
 import time
 
 import pytest
@@ -338,3 +343,115 @@ def test_unknown_challenge_state_fails(alice, tmp_path, state_id):
     assert rc != 0
     assert fields["status"] == "FAIL"
     assert "client_reason" not in fields
+
+
+# the password prompt (no --pass) -----------------------------------------------------
+
+def _take_terminal():
+    """In the child (a new session): make its standard input, the pty's slave, the controlling terminal."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def at_prompt(server, answer, *args, timeout=30):
+    """Run authcli without --pass on a pty, typing ``answer`` once it asks; return (rc, stdout, tty output)."""
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.Popen(
+            [server.authcli_path, *args], stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True, preexec_fn=_take_terminal,
+        )
+    finally:
+        os.close(slave)
+    tty = b""
+    try:
+        deadline = time.monotonic() + timeout
+        while b"Password: " not in tty:
+            assert time.monotonic() < deadline, tty
+            ready = select.select([master], [], [], 1)[0]
+            if ready:
+                tty += os.read(master, 1024)
+        os.write(master, answer.encode("utf-8") + b"\n")
+        stdout, stderr = proc.communicate(timeout=timeout)
+        while select.select([master], [], [], 0)[0]:
+            try:
+                chunk = os.read(master, 1024)
+            except OSError:  # EIO: the child and its terminal are gone
+                break
+            if not chunk:
+                break
+            tty += chunk
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    assert proc.returncode in (0, 1), stderr
+    return proc.returncode, stdout.decode("utf-8"), tty.decode("utf-8")
+
+
+def test_password_typed_at_the_prompt(alice):
+    rc, stdout, tty = at_prompt(alice, PASSWORD, "--user", "alice")
+
+    fields = parse(stdout)
+    assert (rc, fields["status"], fields["reason"]) == (0, "SUCCEED", "local auth succeeded")
+    assert "Password: " in tty, "getpass asks on the controlling terminal"
+    assert PASSWORD not in tty, "the prompt does not echo"
+    assert "Password" not in stdout
+    call = alice.calls("authcli")[-1]
+    assert "password" not in call["options"], "the call log names the options of the command line"
+
+
+def test_wrong_password_typed_at_the_prompt(alice):
+    rc, stdout = at_prompt(alice, "wrong", "--user", "alice")[:2]
+
+    assert (rc, parse(stdout)["status"]) == (1, "FAIL")
+
+
+def test_password_on_standard_input_without_a_terminal(alice):
+    """Without a controlling terminal getpass reads standard input (and asks on standard error)."""
+    proc = subprocess.run(
+        [alice.authcli_path, "--user", "alice"], input=PASSWORD + "\n", capture_output=True, text=True,
+        timeout=60, start_new_session=True, check=False,
+    )
+
+    assert (proc.returncode, parse(proc.stdout)["status"]) == (0, "SUCCEED"), proc.stderr
+    assert "Password: " in proc.stderr
+    assert PASSWORD not in proc.stdout + proc.stderr
+
+
+def test_no_password_at_all_is_refused(alice):
+    proc = subprocess.run(
+        [alice.authcli_path, "--user", "alice"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=60, start_new_session=True, check=False,
+    )
+
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert "authcli: no password given" in proc.stderr
+
+
+@pytest.mark.parametrize("method", ["session", "autologin"])
+def test_logins_without_a_password_are_not_asked(alice, method):
+    proc = subprocess.run(
+        [alice.authcli_path, "--user", "alice", "--auth-method", method], stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=60, start_new_session=True, check=False,
+    )
+
+    assert (proc.returncode, parse(proc.stdout)["status"]) == (0, "SUCCEED"), proc.stderr
+    assert "Password" not in proc.stderr
+
+
+@pytest.mark.parametrize("response, status", [("4242", "SUCCEED"), ("1111", "FAIL")])
+def test_challenge_answer_typed_at_the_prompt(alice, tmp_path, response, status):
+    load_script(alice, tmp_path, "ECHO = False\n" + CHALLENGE)
+    rc, stdout = at_prompt(alice, PASSWORD, "--user", "alice")[:2]
+    first = parse(stdout)
+    assert (rc, first["status"]) == (1, "FAIL")
+    state_id = first["challenge"].split(":")[2]
+
+    rc, stdout, tty = at_prompt(alice, "CRV1::%s::%s" % (state_id, response), "--user", "alice")
+
+    second = parse(stdout)
+    assert second["status"] == status, second
+    assert rc == (0 if status == "SUCCEED" else 1)
+    assert json.loads(second["client_reason"])["answer"] == response, "the script got the typed answer"
+    assert state_id not in tty

@@ -195,3 +195,76 @@ def test_runs_on_every_python_3(tmp_path, python):
     assert "  status : SUCCEED" in out
     assert "  client_reason : python %s" % version in out
     assert json.loads(tool(root, "sacli", "--pfilt", "u1", "UserPropGet"))["u1"]["seen"] == "yes"
+
+
+def test_cluster_db_option_points_as_conf_at_the_shared_databases(tmp_path):
+    root, shared = tmp_path / "as", tmp_path / "shared"
+    proc = install(root, "--cluster-db", str(shared))
+
+    assert proc.returncode == 0, proc.stderr
+    conf = (root / "etc" / "as.conf").read_text().splitlines()
+    assert "config_db=sqlite:///%s/config.db" % shared in conf
+    assert "user_prop_db=sqlite:///%s/userprop.db" % shared in conf
+    assert str(shared).startswith("/") and "sa.sock=~/sock/sagent" in conf
+    assert not (root / "etc" / "db" / "config.db").exists()
+    stored = profile_items(shared / "config.db", "Default")
+    assert json.loads(tool(root, "sacli", "ConfigQuery")) == stored
+    assert stored["host.name"] == "as"
+    assert {name for (name,) in query(shared / "userprop.db", "SELECT name FROM profile")} == {"__DEFAULT__", "openvpn"}
+
+
+def test_cluster_db_option_takes_a_relative_folder(tmp_path):
+    root = tmp_path / "as"
+    proc = subprocess.run([str(INSTALL), str(root), "--cluster-db", "shared"], cwd=str(tmp_path),
+                          capture_output=True, text=True, timeout=60, check=False)
+
+    assert proc.returncode == 0, proc.stderr
+    assert "config_db=sqlite:///%s/config.db" % (tmp_path / "shared") in (root / "etc" / "as.conf").read_text()
+    assert json.loads(tool(root, "sacli", "ConfigQuery"))["auth.module.type"] == "local"
+
+
+@pytest.mark.parametrize("options, running", [([], True), (["--stopped"], False)], ids=["running", "stopped"])
+def test_standby_option_leaves_no_agent_socket(tmp_path, options, running):
+    root = tmp_path / "as"
+    proc = install(root, "--standby", *options)
+
+    assert proc.returncode == 0, proc.stderr
+    assert not (root / "etc" / "sock" / "sagent").exists()
+    settings = json.loads((root / "etc" / "emulator" / "settings.json").read_text())
+    assert settings["standby"] is True
+    state_file = root / "etc" / "emulator" / "state.json"
+    assert (state_file.exists() and json.loads(state_file.read_text())["running"]) is running
+
+
+def test_vpn_clients_option_must_be_a_count(tmp_path):
+    proc = install(tmp_path / "as", "--vpn-clients", "-1")
+
+    assert proc.returncode != 0
+    assert "--vpn-clients" in proc.stderr
+    assert not (tmp_path / "as").exists()
+
+
+@pytest.mark.parametrize("python", PYENV_PYTHONS or ["python3"], ids=lambda p: p.split("/versions/")[-1][:5])
+def test_cluster_standby_and_vpnsummary_run_on_every_python_3(tmp_path, python):
+    env = dict(os.environ, PYTHON=python)
+    roots = [tmp_path / "as1", tmp_path / "as2"]
+    for root, extra in zip(roots, ([], ["--standby"])):
+        proc = subprocess.run([str(INSTALL), str(root), "--python", python, "--cluster-db", str(tmp_path / "db"),
+                               "--vpn-clients", "4", *extra], capture_output=True, text=True, timeout=60, env=env,
+                              check=False)
+        assert proc.returncode == 0, proc.stderr
+    procs = [subprocess.Popen([str(roots[0] / "scripts" / "sacli"), "-u", "u1", "-k", "k%d" % n, "-v", "v",
+                               "UserPropPut"], stderr=subprocess.PIPE) for n in range(6)]
+    assert [p.wait(timeout=60) for p in procs] == [0] * 6, [p.stderr.read() for p in procs]
+    for proc in procs:
+        proc.stderr.close()
+    standby = subprocess.run([str(roots[1] / "scripts" / "sacli"), "ConfigQuery"], capture_output=True, text=True,
+                             timeout=60, check=False)
+    assert (standby.returncode, standby.stdout) == (1, "")
+    assert "could not connect to the Access Server agent" in standby.stderr
+
+    settings_file = roots[1] / "etc" / "emulator" / "settings.json"
+    settings_file.write_text(json.dumps(dict(json.loads(settings_file.read_text()), standby=False)))
+
+    assert len(json.loads(tool(roots[1], "sacli", "--pfilt", "u1", "UserPropGet"))["u1"]) == 6
+    assert json.loads(tool(roots[1], "sacli", "VPNSummary")) == {"n_clients": 4}

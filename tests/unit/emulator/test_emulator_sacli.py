@@ -233,6 +233,38 @@ def test_version(server):
     assert server.sacli("version").stdout == "2.9.5\n"
 
 
+def test_vpnsummary_counts_the_vpn_clients_setting_while_running(server):
+    stdout = server.sacli("VPNSummary").stdout
+    assert stdout == '{\n  "n_clients": 0\n}\n'
+
+    server.settings(vpn_clients=3)
+    assert json.loads(server.sacli("vpnsummary").stdout) == {"n_clients": 3}
+    server.sacli("stop")
+    assert json.loads(server.sacli("VPNSUMMARY").stdout) == {"n_clients": 0}
+    server.sacli("start")
+    assert json.loads(server.sacli("VPNSummary").stdout) == {"n_clients": 3}
+    assert server.commands()[-1] == "VPNSummary"
+    assert server.calls()[-1]["rc"] == 0
+
+
+@pytest.mark.parametrize("options, expected", [([], 5), (["--stopped"], 0)], ids=["running", "stopped"])
+def test_vpnsummary_installer_option(make_server, options, expected):
+    server = make_server("--vpn-clients", "5", *options)
+
+    assert server.root.settings()["vpn_clients"] == 5
+    assert json.loads(server.sacli("VPNSummary").stdout) == {"n_clients": expected}
+
+
+def test_fault_vpnsummary(server):
+    server.set_fault("VPNSummary", action="exit", rc=2, stderr="agent busy\n", times=1)
+
+    failed = server.sacli("VPNSummary", check=False)
+
+    assert (failed.returncode, failed.stdout, failed.stderr) == (2, "", "agent busy\n")
+    assert json.loads(server.sacli("VPNSummary").stdout) == {"n_clients": 0}
+    assert [c["rc"] for c in server.calls()] == [2, 0]
+
+
 USAGE_ERRORS = {
     "unknown command": ["NoSuchCommand"],
     "no command": [],
