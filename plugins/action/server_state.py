@@ -16,6 +16,7 @@ from ansible.plugins.action import ActionBase
 from ansible.plugins.loader import lookup_loader
 
 from ansible_collections.ovpnas.fleet.plugins.filter.host_checker import host_checker_query_file
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.cluster import cluster_writer
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils.compose import (
     ROLES,
     ComposeError,
@@ -37,6 +38,22 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         args = dict(self._task.args)
         compose = args.pop("compose", None) or []
+        cluster = args.pop("cluster", None)
+        differs_only = args.pop("probe", False)
+        if differs_only and not self._play_context.check_mode:
+            raise AnsibleActionFail("probe: run the task in check mode (check_mode: true)")
+        if cluster:
+            hosts = task_vars.get("ansible_play_hosts_all") or [task_vars["inventory_hostname"]]
+            writer = cluster_writer(cluster, hosts, task_vars["hostvars"])
+            if writer is None:
+                raise AnsibleActionFail("cluster %s: ovpnas_cluster_writer names no node of the cluster in this play"
+                                        % cluster)
+            if writer != task_vars["inventory_hostname"]:
+                # the nodes share one configuration: its writer converges it, then starts and gates this node
+                result.update(changed=False, skipped=True, cluster=cluster, cluster_writer=writer,
+                              msg="node of cluster %s: its configuration is written from %s, which also starts "
+                                  "and gates this node" % (cluster, writer))
+                return result
         if not isinstance(compose, list) or any(role not in ROLES for role in compose):
             raise AnsibleActionFail("compose: a list of %s" % ", ".join(ROLES))
         post_auth = backup = None
@@ -69,24 +86,38 @@ class ActionModule(ActionBase):
             # the post_auth role's choice when both are composed
             args.setdefault("backup", backup)
 
+        # a report wants the wanted script's sha256: render it at once (one read)
         by_identity = post_auth is not None and post_auth.settings is not None and "content" not in args["post_auth"]
+        if by_identity and args.get("report"):
+            args["post_auth"] = dict(args["post_auth"], content=post_auth.content(self._renderer(task_vars)))
+            by_identity = False
         probe_args = args
         if by_identity:
             # what tests a new script is needed only with one
             probe_args = dict(args, post_auth={k: v for k, v in args["post_auth"].items()
                                                if k not in ("policy_harness", "policy_cases")})
         probe = self._execute_module(MODULE, module_args=probe_args, task_vars=task_vars)
+        if differs_only and probe.get("failed") and probe.get("content_required"):
+            # the live script is another one: that is all a probe wants to know
+            result.update(changed=True, differs=True, reads=probe.get("reads", []),
+                          msg="the live post-auth script is not the one the inventory composes")
+            return result
         if not (by_identity and probe.get("failed") and probe.get("content_required")):
             result.update(probe)
+            if differs_only:
+                result["differs"] = bool(probe.get("changed"))
             return result
         # the live script is another one: render the wanted one and converge with it
+        args["post_auth"] = dict(args["post_auth"], content=post_auth.content(self._renderer(task_vars)))
+        converged = self._execute_module(MODULE, module_args=args, task_vars=task_vars)
+        converged["reads"] = probe.get("reads", []) + converged.get("reads", [])
+        result.update(converged)
+        return result
+
+    def _renderer(self, task_vars):
         renderer = lookup_loader.get("ansible.builtin.template", loader=self._loader, templar=self._templar)
 
         def render(path, template_vars):
             return renderer.run([path], task_vars, template_vars=template_vars)[0]
 
-        args["post_auth"] = dict(args["post_auth"], content=post_auth.content(render))
-        converged = self._execute_module(MODULE, module_args=args, task_vars=task_vars)
-        converged["reads"] = probe.get("reads", []) + converged.get("reads", [])
-        result.update(converged)
-        return result
+        return render

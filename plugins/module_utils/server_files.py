@@ -12,7 +12,8 @@ path), mode 0700, files 0600:
   after a start with every service up, so a failed or skipped start is never forgotten;
 * ``staging/``: private copies of what a run tests or loads, removed when the run ends, and by
   the next run when a killed run left them behind;
-* ``backups/``: the previous script and query file.
+* ``backups/``: the previous script and query file;
+* ``last_change.json`` and ``applied.json``: see ``last_change.py``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,33 @@ def fleet_dir(sacli_path):
     """``etc/ovpnas_fleet`` of the Access Server folder that holds ``scripts/sacli``."""
     as_root = os.path.dirname(os.path.dirname(os.path.abspath(sacli_path)))
     return os.path.join(as_root, "etc", "ovpnas_fleet")
+
+
+def agent_socket(sacli_path):
+    """The agent socket of the Access Server that holds ``scripts/sacli`` (``sa.sock`` of etc/as.conf).
+
+    ``~`` in as.conf stands for its folder; without a readable as.conf, ``etc/sock/sagent``.
+    """
+    etc = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(sacli_path))), "etc")
+    path = "~/sock/sagent"
+    try:
+        with open(os.path.join(etc, "as.conf")) as handle:
+            for line in handle:
+                name, sep, value = line.partition("=")
+                if sep and name.strip() == "sa.sock" and value.strip():
+                    path = value.strip()
+    except (OSError, UnicodeDecodeError):
+        pass
+    return os.path.join(etc, path[2:]) if path.startswith("~/") else path
+
+
+def standby_reason(sacli_path):
+    """Why sacli cannot reach the services, when the agent socket is missing (a failover standby), or None."""
+    sock = agent_socket(sacli_path)
+    if os.path.exists(sock):
+        return None
+    return ("the Access Server agent socket %s does not exist: the services do not run on this node "
+            "(a failover standby, or stopped)" % sock)
 
 
 def private_dir(path):
@@ -143,10 +171,14 @@ def write_pending(directory, record):
     write_private(os.path.join(private_dir(directory), PENDING), json.dumps(record, sort_keys=True))
 
 
-def record_pending(directory, changes):
-    """Note that ``changes`` (names of keys and users) await `sacli start`; keeps earlier ones."""
+def record_pending(directory, changes, sha256=None):
+    """Note that ``changes`` (names of keys and users) await `sacli start`; keeps earlier ones.
+
+    ``sha256`` maps the script and query file keys written to the sha256 of what is now live.
+    """
     record = read_pending(directory) or {"since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "changes": []}
     record["changes"] = sorted(set(record.get("changes", [])) | set(changes))
+    record["sha256"] = dict(record.get("sha256") or {}, **(sha256 or {}))
     write_pending(directory, record)
     return record
 

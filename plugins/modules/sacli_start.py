@@ -26,7 +26,8 @@ attributes:
   check_mode:
     support: full
     details:
-      - In check mode nothing runs and the module reports a change, as a real run always restarts.
+      - In check mode nothing is started and the module reports a change, as a real run always restarts.
+        With O(report_clients), C(VPNSummary) still counts the clients.
   diff_mode:
     support: none
   idempotent:
@@ -49,10 +50,22 @@ options:
       - Seconds between two C(sacli status) calls.
     type: float
     default: 2.0
+  report_clients:
+    description:
+      - Count the connected VPN clients with C(sacli VPNSummary) just before C(start), to show what a restart of
+        the C(openvpn_N) services costs (RV(vpn_clients)).
+    type: bool
+    default: false
+  record:
+    description:
+      - What this start applies, noted with the time in C(applied.json) of O(state_dir) after every service is up,
+        when no pending-apply record names it; for example the sha256 of the script a cluster's writer loaded.
+      - A pending-apply record of M(ovpnas.fleet.server_state) wins.
+    type: dict
   state_dir:
     description:
       - The folder where M(ovpnas.fleet.server_state) keeps its pending-apply record; a start after which every
-        service is on removes the record.
+        service is on removes the record and notes in C(applied.json) what it applied.
       - Defaults to C(etc/ovpnas_fleet) under the Access Server folder, found from O(sacli_path).
     type: path
 notes:
@@ -60,6 +73,8 @@ notes:
     C(info), C(debug) or C(notice) are reported in RV(messages) and do not fail the task; anything else does,
     whatever its shape.
   - Exit codes of C(sacli) are not documented; any non-zero exit fails the task.
+  - A node whose first C(sacli) call fails while its agent socket (C(sa.sock) of C(etc/as.conf)) does not exist runs
+    no services, like a failover standby; the task is then skipped with RV(standby) true, and nothing is started.
 seealso:
   - module: ovpnas.fleet.sacli_config
   - module: ovpnas.fleet.post_auth_script
@@ -83,6 +98,18 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+vpn_clients:
+  description:
+    - The connected VPN clients C(sacli VPNSummary) counted just before C(start) (C(n_clients)); null when it
+      printed no count.
+  returned: when O(report_clients=true)
+  type: int
+  sample: 12
+standby:
+  description: True when the node runs no services (its agent socket is missing) and the start was skipped.
+  returned: when true
+  type: bool
+  sample: true
 pending_apply_cleared:
   description: Whether a pending-apply record of M(ovpnas.fleet.server_state) was removed, every service being up.
   returned: when every service was seen up
@@ -142,6 +169,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.ovpnas.fleet.plugins.module_utils.last_change import record_applied
 from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     SacliError,
     SacliRunner,
@@ -151,7 +179,31 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     services_not_up,
     split_start_errors,
 )
-from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import clear_pending, fleet_dir
+from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import (
+    clear_pending,
+    fleet_dir,
+    read_pending,
+    standby_reason,
+)
+
+
+def vpn_clients(module, runner):
+    """The client count of `sacli VPNSummary`, or None (with a warning) when it prints none."""
+    rc, out, err = runner.run("VPNSummary", check=False, record=False)
+    count = None
+    if rc != 0:
+        skip_standby(module, runner, SacliError("sacli VPNSummary failed", "sacli VPNSummary", rc, out, err))
+    else:
+        try:
+            summary = parse_json_object(out, "sacli VPNSummary", rc, err, what="sacli VPNSummary")
+            count = summary.get("n_clients")
+        except SacliError:
+            pass
+    if isinstance(count, bool) or not isinstance(count, int):
+        module.warn("sacli VPNSummary printed no client count (exit code %s); the clients a restart drops are "
+                    "not known" % rc)
+        return None
+    return count
 
 
 def wait_until_up(module, runner, deadline, interval):
@@ -188,19 +240,30 @@ def main():
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=120),
         wait_interval=dict(type="float", default=2.0),
+        report_clients=dict(type="bool", default=False),
+        record=dict(type="dict"),
         state_dir=dict(type="path"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     runner = SacliRunner(module)
-    if module.check_mode:
-        module.exit_json(changed=True, commands=[runner.describe("start")])
     if module.params["wait_timeout"] < 0 or module.params["wait_interval"] <= 0:
         module.fail_json(msg="wait_timeout must be 0 or more and wait_interval more than 0")
+    clients = {}
+    if module.params["report_clients"]:
+        # a read: check mode counts them too
+        try:
+            clients["vpn_clients"] = vpn_clients(module, runner)
+        except SacliError as exc:
+            skip_standby(module, runner, exc)
+            fail_from_error(module, exc, changed=False, commands=runner.commands)
+    if module.check_mode:
+        module.exit_json(changed=True, commands=[runner.describe("start")], **clients)
 
     deadline = time.monotonic() + module.params["wait_timeout"]
     try:
         parsed = runner.start()
     except SacliError as exc:
+        skip_standby(module, runner, exc)
         fail_from_error(module, exc, changed=True, commands=runner.commands)
     output = parsed["result"]
     fatal, info = split_start_errors(output.get("errors"))
@@ -215,6 +278,7 @@ def main():
         messages=info,
         service_status=services,
         status_checks=0,
+        **clients
     )
     if fatal:
         module.fail_json(msg="sacli start reported errors: %s" % ", ".join(sorted(fatal)), errors=fatal, **result)
@@ -224,8 +288,21 @@ def main():
     elif services_not_up(output):
         module.exit_json(**result)
     # every service is up: the change a run recorded as pending is applied
-    result["pending_apply_cleared"] = clear_pending(module.params["state_dir"] or fleet_dir(runner.path))
+    directory = module.params["state_dir"] or fleet_dir(runner.path)
+    try:
+        record_applied(directory, read_pending(directory) or module.params["record"])
+    except OSError as exc:
+        module.warn("cannot note the start in %s: %s" % (directory, exc))
+    result["pending_apply_cleared"] = clear_pending(directory)
     module.exit_json(**result)
+
+
+def skip_standby(module, runner, error):
+    """A node that runs no services (its agent socket is missing) is skipped, not failed."""
+    reason = standby_reason(runner.path)
+    if reason is not None:
+        module.exit_json(changed=False, skipped=True, standby=True, commands=runner.commands,
+                         msg="%s; %s failed; skipped, nothing was started" % (reason, error.cmd or "sacli"))
 
 
 if __name__ == "__main__":

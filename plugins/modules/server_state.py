@@ -60,6 +60,29 @@ options:
     elements: str
     choices: [host_checker, post_auth]
     default: []
+  cluster:
+    description:
+      - The Access Server cluster of this server (C(ovpnas_cluster)). Its nodes share one configuration database, so
+        only one node, the writer, converges it; on every other node the task is skipped. The writer is the node
+        that C(ovpnas_cluster_writer) names on a node of the cluster, else the cluster's first node among the play's
+        hosts.
+      - Handled by the action plugin on the controller; the writer's rollout starts and gates every node.
+    type: str
+  report:
+    description:
+      - Also return what is live (RV(live)), for a drift audit. With O(compose), the script is rendered at once, so
+        the wanted sha256 is known with one read; in check mode, a script that differs is not tested.
+    type: bool
+    default: false
+  probe:
+    description:
+      - Only find out whether the server differs from the wanted state, as cheaply as possible, in check mode
+        (C(check_mode=true)), returned as RV(differs): with O(compose), a server whose live script is another one
+        differs, without the wanted script being rendered or tested.
+      - Handled by the action plugin; C(playbooks/deploy_postauth.yml) probes every server at once, then rolls out
+        to those that differ.
+    type: bool
+    default: false
   settings:
     description:
       - Configuration keys to set, mapped to their values. Booleans become V(true) or V(false), numbers their
@@ -187,6 +210,10 @@ notes:
     O(state_dir), removed when the module ends; folders a killed run left behind are removed by the next run.
   - Values that differ only in trailing newlines are equal (whether C(sacli) keeps them is not known).
   - The script is loaded last, after the query file, the keys and the user properties it relies on.
+  - After the writes, C(last_change.json) in O(state_dir) (mode 0600) records what takes them back, for
+    M(ovpnas.fleet.server_restore).
+  - A node whose read fails while its agent socket (C(sa.sock) of C(etc/as.conf)) does not exist runs no services,
+    like a failover standby; the task is then skipped with RV(standby) true.
 seealso:
   - module: ovpnas.fleet.sacli_start
   - module: ovpnas.fleet.sacli_info
@@ -253,6 +280,31 @@ validation:
   returned: when the script differed and was checked
   type: dict
   sample: {interpreters: [/usr/bin/python3], cases_passed: 3}
+differs:
+  description:
+    - With O(probe), whether the server differs from the wanted state (a run would change it); true also when the
+      live post-auth script is not the wanted one, which the probe does not render to compare.
+  returned: when O(probe=true)
+  type: bool
+  sample: true
+live:
+  description:
+    - What is live, for a drift audit; RV(post_auth) and RV(app_verify) hold the wanted sha256 (C(sha256_after)).
+    - C(applied) is when the start that applied the live script ran, as recorded by M(ovpnas.fleet.sacli_start);
+      null when the live script is not one this collection applied.
+  returned: when O(report=true)
+  type: dict
+  sample:
+    post_auth: {sha256: 89e6c98d9288, header: {version: 0.1.0, identity: 5f1c}, sealed: true}
+    app_verify: {sha256: 0c2d5e7f}
+    applied: "2026-12-01T08:00:00Z"
+standby:
+  description:
+    - True when the first read failed and the node runs no services (its agent socket is missing), like a failover
+      standby; the task is then skipped and nothing is changed.
+  returned: when true
+  type: bool
+  sample: true
 pending_apply:
   description: The record of a change an earlier run made that was never applied with C(sacli start).
   returned: when such a record was found
@@ -286,6 +338,7 @@ import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.ovpnas.fleet.plugins.module_utils.last_change import read_applied, record_change, undo_writes
 from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     APP_VERIFY_KEY,
     POST_AUTH_KEY,
@@ -294,6 +347,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     fail_from_error,
     mask,
     mask_secret_lines,
+    parse_script_header,
     sacli_argument_spec,
     same_value,
     secret_lines,
@@ -314,6 +368,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import (
     read_pending,
     record_pending,
     staging,
+    standby_reason,
     write_backup,
     write_pending,
 )
@@ -332,6 +387,7 @@ class Plan:
         self.users = current_users
         self.keys = {}  # key -> new value, None to remove
         self.user_writes = {}  # name -> (puts, deletes, delete_all)
+        self.undo = []  # [kind, name, previous] per write made, in order
 
     def set_key(self, key, value):
         if not same_value(self.config.get(key), value):
@@ -361,7 +417,7 @@ class Plan:
         Each undo is recorded before its write: a write that fails may still have happened (it
         timed out, or answered with something else), and undoing one that did not is harmless.
         """
-        undo = []
+        undo = self.undo = []
         try:
             for name in sorted(self.user_writes):
                 have = self.users.get(name)
@@ -391,29 +447,7 @@ class Plan:
             raise
 
     def _undo(self, undo):
-        done, failed = [], []
-        for kind, name, previous in reversed(undo):
-            try:
-                if kind == "key":
-                    if previous is None:
-                        self.runner.config_del(name)
-                    else:
-                        self.runner.config_put(name, value=previous)
-                elif kind == "delete_user":
-                    self.runner.userprop_del_all(name)
-                elif kind == "restore_user":
-                    for key in put_order(previous or {}):
-                        self.runner.userprop_put(name, key, previous[key])
-                else:
-                    key, value = previous
-                    if value is None:
-                        self.runner.userprop_del(name, key)
-                    else:
-                        self.runner.userprop_put(name, key, value)
-                done.append(name)
-            except SacliError:
-                failed.append(name)
-        return done, failed
+        return undo_writes(self.runner, undo, SacliError)
 
 
 def covered(entries, app):
@@ -457,6 +491,9 @@ def main():
     argument_spec.update(
         # composed by the action plugin on the controller
         compose=dict(type="list", elements="str", choices=["host_checker", "post_auth"], default=[]),
+        cluster=dict(type="str"),
+        report=dict(type="bool", default=False),
+        probe=dict(type="bool", default=False),
         settings=dict(type="dict", default={}),
         absent_keys=dict(type="list", elements="str", default=[], no_log=False),
         post_auth=dict(type="dict", options=dict(
@@ -552,6 +589,10 @@ def converge(module, runner, directory, staged, wanted, is_secret):
             current_users = runner.userprop_get(pfilt=next(iter(users)) if len(users) == 1 else None)
             result["reads"].append(runner.describe("UserPropGet"))
     except SacliError as exc:
+        reason = standby_reason(runner.path)
+        if reason is not None:
+            module.exit_json(msg="%s; %s failed; skipped, nothing was changed" % (reason, exc.cmd), skipped=True,
+                             standby=True, **result)
         fail_from_error(module, exc, **result)
     module.no_log_values.update(v for k, v in config.items() if v and is_secret(k))
     module.no_log_values.update(secret_lines(config.get(POST_AUTH_KEY)))
@@ -607,10 +648,12 @@ def converge(module, runner, directory, staged, wanted, is_secret):
                                   sha256_after=sha256_text(plan.keys[key]) if key in plan.keys else before)
     if module._diff:
         result["diff"] = diff(plan, config, current_users, shown)
+    if params["report"]:
+        result["live"] = live_report(config, directory)
     if not (plan.keys or plan.user_writes):
         module.exit_json(**result)
 
-    if POST_AUTH_KEY in plan.keys and script is not None:
+    if POST_AUTH_KEY in plan.keys and script is not None and not (params["report"] and module.check_mode):
         post_auth = params["post_auth"]
         try:
             result["validation"] = check_script(module, staged, script, post_auth["python"],
@@ -634,7 +677,8 @@ def converge(module, runner, directory, staged, wanted, is_secret):
                                      changed=bool(pending))
     if restart:
         # before the first write: a run killed after it still leaves the record
-        record_pending(directory, changed_keys + sorted(plan.user_writes))
+        record_pending(directory, changed_keys + sorted(plan.user_writes),
+                       {key: sha256_text(plan.keys[key]) for key in MANAGED_ELSEWHERE if key in plan.keys})
     try:
         plan.apply()
     except SacliError as exc:
@@ -650,7 +694,25 @@ def converge(module, runner, directory, staged, wanted, is_secret):
                               else "undoing the writes made before it failed for %s" % ", ".join(undone))
         fail_from_error(module, exc, **result)
     result["commands"] = runner.commands
+    # what takes this change back (ovpnas.fleet.server_restore), with what it left live
+    try:
+        record_change(directory, plan.undo, {key: sha256_text(value) for key, value in plan.keys.items()})
+    except OSError as exc:
+        module.warn("cannot record the change in %s (a restore will not find it): %s" % (directory, exc))
     module.exit_json(**result)
+
+
+def live_report(config, directory):
+    """What is live: the script's sha256 and header, the query file's sha256, and when the script was applied."""
+    script, query_file = config.get(POST_AUTH_KEY), config.get(APP_VERIFY_KEY)
+    live = dict(post_auth=dict(sha256=sha256_text(script), header=parse_script_header(script) if script else {},
+                               sealed=sealed_identity(script) is not None),
+                app_verify=dict(sha256=sha256_text(query_file)), applied=None)
+    applied = read_applied(directory)
+    if applied and (applied.get("sha256") or {}).get(POST_AUTH_KEY) == live["post_auth"]["sha256"]:
+        # the start that applied the live script, as this collection recorded it
+        live["applied"] = applied.get("applied")
+    return live
 
 
 def diff(plan, config, current_users, shown):

@@ -433,3 +433,199 @@ def test_a_write_that_happened_but_answered_oddly_is_undone(server, run_module, 
     assert "the writes made before it were undone" in result["msg"]
     assert server.config() == before
     assert not os.path.exists(os.path.join(server.path, "etc", "ovpnas_fleet", "pending_apply.json"))
+
+
+# --- standby, report, last_change.json ---------------------------------------------
+
+
+def sha256(text):
+    import hashlib
+
+    return None if text is None else hashlib.sha256(text.rstrip("\n").encode("utf-8")).hexdigest()
+
+
+def fleet_file(server, name):
+    return os.path.join(fleet_dir(server), name)
+
+
+def read_json(path):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+@pytest.mark.parametrize("check_mode", [False, True], ids=["real", "check"])
+def test_a_standby_is_skipped_on_the_read(server, run_module, check_mode):
+    server.settings(standby=True)
+    result = run(run_module, server, check_mode=check_mode, report=True, **everything())
+    assert result["failed"] is False, result
+    assert result["skipped"] is True and result["standby"] is True
+    assert result["changed"] is False and result["restart_required"] is False
+    assert result["commands"] == [] and result["changed_keys"] == [] and result["changed_users"] == []
+    assert "skipped, nothing was changed" in result["msg"] and "agent socket" in result["msg"]
+    assert "live" not in result and "validation" not in result
+    assert server.commands() == ["ConfigQuery"]
+    for name in ("pending_apply.json", "last_change.json", "applied.json"):
+        assert not os.path.exists(fleet_file(server, name)), name
+    server.settings(standby=False)
+    assert server.config().get(SCRIPT_KEY) is None
+
+
+def test_a_failed_read_on_a_running_node_is_no_standby(server, run_module):
+    server.set_fault("configquery", action="exit", rc=1, stderr="agent error")
+    result = run(run_module, server, **everything())
+    assert result["failed"] is True
+    assert "standby" not in result and "skipped" not in result
+
+
+def test_report_shows_what_is_live_and_when_it_was_applied(server, run_module):
+    run(run_module, server, **everything())
+    # changed, not yet started: the live script was never applied
+    pending = run(run_module, server, report=True, **everything())
+    assert pending["live"]["applied"] is None
+    applied(run_module, server)
+    applied_at = read_json(fleet_file(server, "applied.json"))["applied"]
+
+    for check_mode in (True, False):
+        result = run(run_module, server, check_mode=check_mode, report=True, **everything())
+        assert result["failed"] is False and result["changed"] is False, result
+        assert result["live"] == dict(
+            post_auth=dict(sha256=sha256(SCRIPT), header={"version": "0.1.0"}, sealed=False),
+            app_verify=dict(sha256=sha256(QUERY_FILE)),
+            applied=applied_at,
+        )
+        assert result["post_auth"]["sha256_after"] == result["live"]["post_auth"]["sha256"]
+        assert server.commands() == ["ConfigQuery", "UserPropGet"], "the report costs no more than the read"
+
+
+def test_report_without_report_is_not_returned(server, run_module):
+    assert "live" not in run(run_module, server, check_mode=True, **everything())
+
+
+def test_report_of_a_script_changed_by_hand_has_no_applied_time(server, run_module):
+    run(run_module, server, **everything())
+    applied(run_module, server)
+    edited = SCRIPT.replace("mallory", "eve")
+    server.sacli("--key", SCRIPT_KEY, "--value", edited, "ConfigPut")
+    server.sacli("start")
+    result = run(run_module, server, check_mode=True, report=True, **everything())
+    assert result["failed"] is False, result
+    assert result["live"]["post_auth"]["sha256"] == sha256(edited)
+    assert result["live"]["applied"] is None, "applied.json names another script"
+    assert result["changed"] is True and result["post_auth"]["sha256_after"] == sha256(SCRIPT)
+
+
+def test_report_of_a_start_that_recorded_no_script(server, run_module):
+    """applied.json of a start that had no pending record does not name the live script."""
+    from ansible_collections.ovpnas.fleet.plugins.modules import sacli_start
+
+    server.sacli("--key", SCRIPT_KEY, "--value", SCRIPT, "ConfigPut")
+    started = run_module(sacli_start.main, dict(sacli_path=server.sacli_path, wait_interval=0.1))
+    assert started["failed"] is False and started["pending_apply_cleared"] is False
+    assert "sha256" not in read_json(fleet_file(server, "applied.json"))
+    result = run(run_module, server, check_mode=True, report=True, users={})
+    assert result["live"]["post_auth"]["sha256"] == sha256(SCRIPT)
+    assert result["live"]["applied"] is None
+
+
+@pytest.mark.parametrize(
+    ("live", "header", "sealed"),
+    [
+        (None, {}, False),
+        ("def post_auth(a, b, authret, c):\n    return authret\n", {}, False),
+        ("sealed", {"version": "0.1.0", "identity": "abc"}, True),
+        ("broken seal", {"version": "0.1.0", "identity": "abc"}, False),
+    ],
+    ids=["none", "unmanaged", "sealed", "edited-under-its-seal"],
+)
+def test_report_reads_the_header_and_seal(server, run_module, live, header, sealed):
+    if live == "sealed":
+        live = identified("abc")
+    elif live == "broken seal":
+        live = identified("abc").replace("authret['status'] = FAIL", "pass")
+    if live is not None:
+        server.sacli("--key", SCRIPT_KEY, "--value", live, "ConfigPut")
+    result = run(run_module, server, check_mode=True, report=True)
+    assert result["failed"] is False, result
+    assert result["live"]["post_auth"] == dict(sha256=sha256(live), header=header, sealed=sealed)
+    assert result["live"]["app_verify"] == dict(sha256=None)
+    assert result["live"]["applied"] is None
+
+
+@pytest.mark.parametrize("report", [True, False], ids=["report", "no-report"])
+def test_check_mode_report_does_not_test_a_differing_script(server, run_module, report):
+    cases = CASES + [{"name": "mallory gets in", "user": "mallory", "expect": {"status": "SUCCEED"}}]
+    args = everything(post_auth=post_auth(policy_cases=cases))
+    result = run(run_module, server, check_mode=True, report=report, **args)
+    assert writes(server) == []
+    if not report:
+        assert result["failed"] is True and "a policy case failed" in result["msg"]
+        return
+    assert result["failed"] is False, result
+    assert result["changed"] is True and SCRIPT_KEY in result["changed_keys"]
+    assert "validation" not in result, "an audit does not run the policy"
+    assert result["post_auth"]["sha256_after"] == sha256(SCRIPT)
+    assert result["live"]["post_auth"]["sha256"] is None
+
+
+def test_a_real_run_with_report_still_tests_the_script(server, run_module):
+    cases = CASES + [{"name": "mallory gets in", "user": "mallory", "expect": {"status": "SUCCEED"}}]
+    result = run(run_module, server, report=True, **everything(post_auth=post_auth(policy_cases=cases)))
+    assert result["failed"] is True and "a policy case failed: mallory gets in" in result["msg"]
+    assert writes(server) == []
+    assert not os.path.exists(fleet_file(server, "last_change.json"))
+
+
+def test_a_change_records_what_takes_it_back(server, run_module):
+    server.sacli("--user", "openvpn", "--key", "pvt_hw_addr", "--value", "aa:aa:aa:aa:aa:aa", "UserPropPut")
+    before = server.config()
+    args = everything(users={"alice": {"pvt_hw_addr": "00:11:22:33:44:55"},
+                             "openvpn": {"pvt_hw_addr": "00:11:22:33:44:66", "prop_superuser": "true"}})
+    result = run(run_module, server, **args)
+    assert result["changed"] is True, result
+    path = fleet_file(server, "last_change.json")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    record = read_json(path)
+    assert set(record) == {"since", "undo", "after"}
+    # in the order of the writes: users (alice created, openvpn's address replaced), keys, the query file, the script
+    assert record["undo"] == [
+        ["delete_user", "alice", None],
+        ["user_prop", "openvpn", ["pvt_hw_addr", "aa:aa:aa:aa:aa:aa"]],
+        ["key", "host.name", before["host.name"]],
+        ["key", "vpn.client.routing.reroute_gw", "true"],
+        ["key", QUERY_KEY, None],
+        ["key", SCRIPT_KEY, None],
+    ]
+    assert record["after"] == {"host.name": sha256("vpn.example.com"), "vpn.client.routing.reroute_gw": sha256("false"),
+                               QUERY_KEY: sha256(QUERY_FILE), SCRIPT_KEY: sha256(SCRIPT)}
+
+
+def test_a_removal_records_the_value_removed(server, run_module):
+    server.sacli("--key", SCRIPT_KEY, "--value", SCRIPT, "ConfigPut")
+    server.sacli("--key", "cs.tls_version_min", "--value", "1.2", "ConfigPut")
+    result = run(run_module, server, post_auth={"state": "absent"}, absent_keys=["cs.tls_version_min"])
+    assert result["changed"] is True, result
+    record = read_json(fleet_file(server, "last_change.json"))
+    assert record["undo"] == [["key", "cs.tls_version_min", "1.2"], ["key", SCRIPT_KEY, SCRIPT]]
+    assert record["after"] == {"cs.tls_version_min": None, SCRIPT_KEY: None}
+
+
+def test_no_record_from_check_mode(server, run_module):
+    result = run(run_module, server, check_mode=True, **everything())
+    assert result["changed"] is True
+    assert not os.path.exists(fleet_file(server, "last_change.json"))
+
+
+def test_a_run_that_writes_nothing_keeps_the_last_record(server, run_module):
+    run(run_module, server, **everything())
+    path = fleet_file(server, "last_change.json")
+    with open(path) as handle:
+        record = handle.read()
+    # not started yet: changed (pending), but nothing written; then started, then nothing to do at all
+    pending = run(run_module, server, **everything())
+    assert pending["changed"] is True and writes(server) == []
+    applied(run_module, server)
+    for check_mode in (False, True):
+        again = run(run_module, server, check_mode=check_mode, **everything())
+        assert again["changed"] is False
+    with open(path) as handle:
+        assert handle.read() == record, "a run that wrote nothing replaced the record of the last change"

@@ -1,0 +1,101 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) ovpnas.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The last change a run made on a server, kept so that a rollout can take it back.
+
+``last_change.json`` in the collection's folder (mode 0600 in a 0700 folder: it holds the
+previous values, secrets included, like the backups) lists what undoes each write of the last
+run that wrote, and the sha256 of what that run left live, so that a restore can tell whether
+anything changed the server since. ``applied.json`` records the last ``sacli start`` after
+which every service was up, and what it applied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import private_dir, write_private
+from ansible_collections.ovpnas.fleet.plugins.module_utils.userprops import put_order
+
+LAST_CHANGE = "last_change.json"
+APPLIED = "applied.json"
+
+
+def now():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _read(path):
+    """A record, None when there is none, or ValueError when it cannot be read."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as handle:
+            record = json.loads(handle.read())
+    except (OSError, ValueError) as exc:
+        raise ValueError("cannot read %s: %s" % (path, exc)) from None
+    if not isinstance(record, dict):
+        raise ValueError("cannot read %s: not a record" % path)
+    return record
+
+
+def record_change(directory, undo, after):
+    """Keep ``undo`` ([kind, name, previous] in the order of the writes) and ``after`` ({key: sha256 or None})."""
+    record = {"since": now(), "undo": [list(entry) for entry in undo], "after": after}
+    write_private(os.path.join(private_dir(directory), LAST_CHANGE), json.dumps(record, sort_keys=True))
+    return record
+
+
+def read_change(directory):
+    return _read(os.path.join(directory, LAST_CHANGE))
+
+
+def drop_change(directory):
+    try:
+        os.unlink(os.path.join(directory, LAST_CHANGE))
+    except OSError:
+        pass
+
+
+def record_applied(directory, record):
+    """Note a start after which every service was up, with what it applied (a pending-apply record)."""
+    applied = dict(record or {}, applied=now())
+    write_private(os.path.join(private_dir(directory), APPLIED), json.dumps(applied, sort_keys=True))
+    return applied
+
+
+def read_applied(directory):
+    try:
+        return _read(os.path.join(directory, APPLIED))
+    except ValueError:
+        return None
+
+
+def undo_writes(runner, undo, error_types):
+    """Take back writes, the last first; return (names undone, names whose undo failed)."""
+    done, failed = [], []
+    for kind, name, previous in reversed(undo):
+        try:
+            if kind == "key":
+                if previous is None:
+                    runner.config_del(name)
+                else:
+                    runner.config_put(name, value=previous)
+            elif kind == "delete_user":
+                runner.userprop_del_all(name)
+            elif kind == "restore_user":
+                for key in put_order(previous or {}):
+                    runner.userprop_put(name, key, previous[key])
+            else:
+                key, value = previous
+                if value is None:
+                    runner.userprop_del(name, key)
+                else:
+                    runner.userprop_put(name, key, value)
+            done.append(name)
+        except error_types:
+            failed.append(name)
+    return done, failed

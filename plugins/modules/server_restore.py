@@ -1,0 +1,273 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) ovpnas.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: server_restore
+short_description: Take back the last change M(ovpnas.fleet.server_state) made on an OpenVPN Access Server
+version_added: 0.1.0
+description:
+  - Restores what was live before the last run of M(ovpnas.fleet.server_state) that wrote on this server, the
+    post-auth script, the host-checker query file, the configuration keys and the user properties, from the
+    record that run kept (C(last_change.json) in O(state_dir)).
+  - First checks with one C(sacli ConfigQuery) that what that run wrote is still live, so that a change made since
+    (by hand, or by another tool) is never overwritten; the module then fails and restores nothing, unless
+    O(force=true).
+  - Does not apply the restored state. Notify the C(ovpnas_fleet_apply) handler, or run M(ovpnas.fleet.sacli_start),
+    when RV(restart_required) is true. The rollout of C(playbooks/deploy_postauth.yml) runs it when the health gate
+    of a server fails, then starts and gates the server again.
+  - The record is removed once the change is taken back, so a second run restores nothing.
+author:
+  - ovpnas.fleet contributors (@ovpnas)
+extends_documentation_fragment:
+  - ovpnas.fleet.sacli
+  - ovpnas.fleet.sacli.ATTRIBUTES
+  - ovpnas.fleet.sacli.SECRETS
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details:
+      - The diff names the keys and users restored; values are never shown, since they may be secrets.
+  idempotent:
+    support: full
+    details:
+      - A second run finds no record and changes nothing.
+options:
+  force:
+    description:
+      - Restore even when keys the last change wrote no longer hold what it wrote.
+    type: bool
+    default: false
+  state_dir:
+    description:
+      - The collection's folder on the server, where M(ovpnas.fleet.server_state) keeps the record.
+      - Defaults to C(etc/ovpnas_fleet) under the Access Server folder, found from O(sacli_path).
+    type: path
+  lock_timeout:
+    description:
+      - Seconds to wait for another run on the same server to release the lock before failing.
+    type: int
+    default: 300
+notes:
+  - Holds the same lock as M(ovpnas.fleet.server_state) from its read to its last write.
+  - Records a pending apply before its first write, like M(ovpnas.fleet.server_state), so a failed or skipped start is
+    never forgotten.
+seealso:
+  - module: ovpnas.fleet.server_state
+  - module: ovpnas.fleet.sacli_start
+"""
+
+EXAMPLES = r"""
+- name: Take the last change back
+  ovpnas.fleet.server_restore:
+  register: restored
+  notify: ovpnas_fleet_apply
+
+- name: Take it back even though the script was edited since
+  ovpnas.fleet.server_restore:
+    force: true
+"""
+
+RETURN = r"""
+restart_required:
+  description: Whether something was restored (or would be) that C(sacli start) must apply.
+  returned: always
+  type: bool
+  sample: true
+restored_keys:
+  description: The configuration keys restored (or that would be), the script and the query file included.
+  returned: always
+  type: list
+  elements: str
+  sample: [auth.module.post_auth_script, vpn.client.app_verify]
+restored_users:
+  description: The users whose properties were restored (or would be).
+  returned: always
+  type: list
+  elements: str
+  sample: [alice]
+changed_since:
+  description: Keys the last change wrote that no longer hold what it wrote.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+change_since:
+  description: When the change taken back was made (UTC).
+  returned: when a record was found
+  type: str
+  sample: "2026-12-01T08:00:00Z"
+post_auth:
+  description: The sha256 of the script live before and after the restore (without trailing newlines).
+  returned: when the record names the script
+  type: dict
+  sample: {sha256_before: 89e6c98d9288, sha256_after: 0c2d5e7f}
+commands:
+  description: The C(sacli) write commands run (or, in check mode, that would run); values are never shown.
+  returned: always
+  type: list
+  elements: str
+  sample: ["sacli --key auth.module.post_auth_script --value_file=<private file> ConfigPut"]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ovpnas.fleet.plugins.module_utils.last_change import drop_change, read_change, undo_writes
+from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
+    APP_VERIFY_KEY,
+    POST_AUTH_KEY,
+    SacliError,
+    SacliRunner,
+    fail_from_error,
+    sacli_argument_spec,
+    secret_lines,
+    secret_matcher,
+    sha256_text,
+)
+from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import (
+    HostLock,
+    LockTimeoutError,
+    fleet_dir,
+    record_pending,
+)
+
+MANAGED_KEYS = (POST_AUTH_KEY, APP_VERIFY_KEY)
+KINDS = ("key", "delete_user", "restore_user", "user_prop")
+
+
+def text_or_none(value):
+    return value is None or isinstance(value, str)
+
+
+def well_formed(record):
+    """The record's undo entries and after-hashes, or None when it is not one server_state writes."""
+    undo, after = record.get("undo"), record.get("after")
+    if not isinstance(undo, list) or not isinstance(after, dict):
+        return None
+    for entry in undo:
+        if not (isinstance(entry, list) and len(entry) == 3 and entry[0] in KINDS and isinstance(entry[1], str)):
+            return None
+        kind, previous = entry[0], entry[2]
+        if kind == "key" and not text_or_none(previous):
+            return None
+        if kind == "user_prop" and not (isinstance(previous, list) and len(previous) == 2
+                                        and isinstance(previous[0], str) and text_or_none(previous[1])):
+            return None
+        if kind == "restore_user" and not (previous is None or (isinstance(previous, dict) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in previous.items()))):
+            return None
+    return undo, after
+
+
+def main():
+    argument_spec = sacli_argument_spec()
+    argument_spec.update(
+        force=dict(type="bool", default=False),
+        secret_keys=dict(type="list", elements="str", default=[], no_log=False),
+        state_dir=dict(type="path"),
+        lock_timeout=dict(type="int", default=300),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    runner = SacliRunner(module)
+    directory = module.params["state_dir"] or fleet_dir(runner.path)
+    try:
+        with HostLock(directory, module.params["lock_timeout"], exclusive=not module.check_mode):
+            restore(module, runner, directory)
+    except LockTimeoutError as exc:
+        module.fail_json(msg="%s; nothing was restored" % exc, changed=False)
+    except OSError as exc:
+        module.fail_json(msg="cannot use %s: %s; nothing was restored" % (directory, exc), changed=False)
+
+
+def restore(module, runner, directory):
+    result = dict(changed=False, restart_required=False, restored_keys=[], restored_users=[], changed_since=[],
+                  commands=[])
+    try:
+        record = read_change(directory)
+    except ValueError as exc:
+        module.fail_json(msg="%s; nothing was restored" % exc, **result)
+    if record is None:
+        module.exit_json(msg="no change recorded in %s: nothing to restore" % directory, **result)
+    parts = well_formed(record)
+    if parts is None:
+        module.fail_json(msg="the record in %s is not one ovpnas.fleet.server_state writes; nothing was restored"
+                         % directory, **result)
+    undo, after = parts
+    is_secret = secret_matcher(module.params["secret_keys"])
+    for kind, name, previous in undo:
+        # the values restored are never shown where they are secrets
+        if kind == "key":
+            values = {name: previous}
+        elif kind == "restore_user":
+            values = previous if isinstance(previous, dict) else {}
+        elif kind == "user_prop":
+            values = {previous[0]: previous[1]}
+        else:
+            values = {}
+        module.no_log_values.update(v for k, v in values.items() if isinstance(v, str) and v and is_secret(k))
+        if kind == "key" and name == POST_AUTH_KEY:
+            module.no_log_values.update(secret_lines(previous))
+    result["change_since"] = record.get("since")
+
+    try:
+        config = runner.config_query()
+    except SacliError as exc:
+        fail_from_error(module, exc, **result)
+    module.no_log_values.update(v for k, v in config.items() if v and is_secret(k))
+    module.no_log_values.update(secret_lines(config.get(POST_AUTH_KEY)))
+    result["changed_since"] = sorted(k for k, digest in after.items() if sha256_text(config.get(k)) != digest)
+    if result["changed_since"] and not module.params["force"]:
+        module.fail_json(msg="keys the last change wrote were changed since (%s); nothing was restored (force=true "
+                             "restores anyway)" % ", ".join(result["changed_since"]), **result)
+    keys = sorted({name for kind, name, _previous in undo if kind == "key"})
+    users = sorted({name for kind, name, _previous in undo if kind != "key"})
+    previous_script = [entry[2] for entry in undo if entry[0] == "key" and entry[1] == POST_AUTH_KEY]
+    if previous_script:
+        result["post_auth"] = dict(sha256_before=sha256_text(config.get(POST_AUTH_KEY)),
+                                   sha256_after=sha256_text(previous_script[0]))
+    result.update(changed=bool(undo), restart_required=bool(undo), restored_keys=keys, restored_users=users,
+                  commands=[describe(runner, entry) for entry in reversed(undo)])
+    if module._diff:
+        result["diff"] = dict(before_header="last change (live)", after_header="before the last change",
+                              before="keys: %s\nusers: %s\n" % (", ".join(keys), ", ".join(users)),
+                              after="restored\n")
+    if module.check_mode or not undo:
+        if not module.check_mode:
+            drop_change(directory)
+        module.exit_json(**result)
+
+    record_pending(directory, keys + users, {entry[1]: sha256_text(entry[2]) for entry in undo
+                                             if entry[0] == "key" and entry[1] in MANAGED_KEYS})
+    runner.commands = []
+    done, failed = undo_writes(runner, undo, SacliError)
+    result["commands"] = runner.commands
+    if failed:
+        module.fail_json(msg="restoring failed for %s (restored: %s); the record is kept: run again with "
+                             "force=true to retry"
+                             % (", ".join(failed), ", ".join(done) or "nothing"), **result)
+    drop_change(directory)
+    module.exit_json(**result)
+
+
+def describe(runner, entry):
+    kind, name, previous = entry
+    if kind == "key":
+        return runner.describe("ConfigDel", key=name) if previous is None else \
+            runner.describe("ConfigPut", key=name, value=True)
+    if kind == "delete_user":
+        return runner.describe("UserPropDelAll", user=name)
+    if kind == "restore_user":
+        return runner.describe("UserPropPut", user=name, value=True)
+    key, value = previous
+    return runner.describe("UserPropDel", key=key, user=name) if value is None else \
+        runner.describe("UserPropPut", key=key, user=name, value=True)
+
+
+if __name__ == "__main__":
+    main()
