@@ -69,15 +69,17 @@ def test_first_run_check_then_real_then_one_read_per_host(make_fleet, tmp_path):
     assert "+all:FIREFOX=^mozilla firefox" in check.stdout and "+win:DEFENDER=^microsoft defender" in check.stdout
     for server in fleet.values():
         # the script's identity is not live: a second read, with the rendered script
-        assert server.commands() == ["ConfigQuery", "ConfigQuery", "UserPropGet"], "check mode wrote or started"
+        # the plan's read, then the script's identity is not live: a second read, with the rendered script; and
+        # the clients a restart would drop are counted
+        assert server.commands() == ["ConfigQuery"] * 3 + ["UserPropGet", "VPNSummary"], "check mode wrote"
     reset(fleet)
 
     real, hosts = deploy(inventory, extra, "--diff")
     assert real.returncode == 0, real.stdout + real.stderr
     for name, server in fleet.items():
         commands = server.commands()
-        assert commands[:3] == ["ConfigQuery", "ConfigQuery", "UserPropGet"], name
-        assert commands.count("ConfigQuery") == 2 and commands.count("start") == 1, name
+        assert commands[:4] == ["ConfigQuery"] * 3 + ["UserPropGet"], name
+        assert commands.count("ConfigQuery") == 3 and commands.count("start") == 1, name
         assert [c for c in commands if c in WRITES] == ["UserPropPut"] * 2 + ["ConfigPut"] * 5, name
         config = server.config()
         assert config[QUERY_KEY].splitlines() == ["all:FIREFOX=^mozilla firefox", "win:DEFENDER=^microsoft defender"]
@@ -155,7 +157,7 @@ def test_policy_without_its_query_file_is_refused(make_fleet, tmp_path):
     assert result.returncode != 0
     assert "checks DEFENDER (win), which the query file (vpn.client.app_verify) does not list" in result.stdout
     server = fleet["as01"]
-    assert server.commands() == ["ConfigQuery", "ConfigQuery", "UserPropGet"]
+    assert server.commands() == ["ConfigQuery"] * 3 + ["UserPropGet"]
     assert QUERY_KEY not in server.config() and SCRIPT_KEY not in server.config()
 
 
@@ -235,7 +237,8 @@ def test_failed_start_is_never_forgotten(make_fleet, tmp_path):
                                                        times=1)]
     for index, fault in enumerate(faults):
         (tmp_path / str(index)).mkdir()
-        fleet, inventory, extra = fleet_and_vars(make_fleet, tmp_path / str(index), hosts=1)
+        # a failed start left pending, not restored (the rollout's restore is tested in test_rollout.py)
+        fleet, inventory, extra = fleet_and_vars(make_fleet, tmp_path / str(index), hosts=1, rollout_restore=False)
         server = fleet["as01"]
         server.set_fault("start", **fault)
         first, hosts = deploy(inventory, extra)

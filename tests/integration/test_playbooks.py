@@ -72,7 +72,8 @@ def test_check_mode_predicts_and_repeats_change_nothing(make_fleet, tmp_path):
 
 
 def test_demo(tmp_path):
-    """`make demo` minus the venv set-up: three hosts, then a second run with changed=0."""
+    """`make demo` minus the venv set-up: a canary-first rollout to five servers (two a cluster), a run that
+    changes nothing, a bad change the canary catches and takes back, and a drift audit that finds a hand edit."""
     import subprocess
     import sys
 
@@ -81,12 +82,26 @@ def test_demo(tmp_path):
     result = subprocess.run([os.path.join(REPO, "demo", "run")], cwd=REPO, env=env, capture_output=True, text=True,
                             timeout=600, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "the second run changed nothing" in result.stdout
-    second = result.stdout.split("== Second run", 1)[1]
-    assert set(recap(second)) == {"as1", "as2", "as3"}
-    assert all(r["changed"] == 0 for r in recap(second).values())
-    for host in ("as1", "as2", "as3"):
-        assert "%s: first run  8 calls, second run 1 call (1 read, 0 start)" % host in result.stdout
-    assert "all:FIREFOX=^mozilla firefox" in result.stdout.split("vpn.client.app_verify)", 1)[1]
+    sections = re.split(r"^== \d\. ", result.stdout, flags=re.M)
+    assert len(sections) == 6, result.stdout
+    first, second, bad, audit, logins = sections[1:]
+    assert re.findall(r"Batch (\d) of 3 \(([^)]*)\)", first) == [("1", "as1"), ("2", "as2"), ("3", "as3, as4, as5")]
+    assert "Total after batch 3 of 3: 5 of 5 hosts reached (4 changed, 1 cluster node)" in first
+    assert re.search(r"as5 +cluster1 +via as4 .* passed", first)
+    assert "all:FIREFOX=^mozilla firefox" in first
+    assert "Nothing to roll out: 5 of 5 servers are as the inventory says" in second
+    for host in ("as1", "as2", "as3", "as4"):
+        assert "%s: 1 calls: ConfigQuery\n" % host in second
+    assert "as5: no call" in second
+    assert 'the gate failed: canary login "canary laptop" returned FAIL' in bad
+    assert "the rollout stops here, 4 hosts not reached" in bad
+    # the plan read them, and nothing else happened there
+    assert all("%s: 1 calls: ConfigQuery\n" % host in bad for host in ("as2", "as3", "as4"))
+    assert "as5: no call" in bad
+    assert "as1 runs its previous script again" in bad
+    assert "as3: drift; differs: auth.module.post_auth_script" in audit and "(seal broken)" in audit
+    report = os.path.join(REPO, ".demo", "audit")
+    assert sorted(os.listdir(report)) == ["drift.html", "drift.json", "drift.md"]
     # Windows clients are asked about Firefox, so the one with a current version gets in
-    assert re.search(r"alice, laptop, Firefox 128: +SUCCEED", result.stdout)
+    assert re.search(r"alice, laptop, Firefox 128: +SUCCEED", logins)
+    assert re.search(r"alice, laptop, Firefox 102: +FAIL FIREFOX must be updated", logins)

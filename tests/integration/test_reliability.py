@@ -39,7 +39,10 @@ B = {
 
 
 def write_vars(path, **changes):
-    values = dict(VARIABLES, ovpnas_sacli_timeout=5, ovpnas_start_wait_timeout=8)
+    # every host in one batch, each failing on its own, and a failed start left pending (not restored: the
+    # rollout's restore is tested in test_rollout.py)
+    values = dict(VARIABLES, ovpnas_sacli_timeout=5, ovpnas_start_wait_timeout=8, ovpnas_serial=["100%"],
+                  ovpnas_max_fail_percentage=100, rollout_restore=False)
     values.update(changes)
     path.write_text(json.dumps(values))
     return "@%s" % path

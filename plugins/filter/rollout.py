@@ -1,0 +1,221 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) ovpnas.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Filters of the rollout role: the nodes a host starts, and the summary of each batch."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.cluster import apply_order
+
+POST_AUTH_KEY = "auth.module.post_auth_script"
+APP_VERIFY_KEY = "vpn.client.app_verify"
+COLUMNS = ("host", "cluster", "change", "script", "restarted", "clients", "gate")
+
+
+def cluster_nodes(host, hosts, hostvars):
+    """The nodes ``host`` starts and gates: the other nodes of its cluster first, itself last."""
+    return apply_order(host, list(hosts), hostvars)
+
+
+def live_sha256(converged):
+    """{key: sha256} of the script and the query file a converge result left live."""
+    live = {}
+    for option, key in (("post_auth", POST_AUTH_KEY), ("app_verify", APP_VERIFY_KEY)):
+        part = (converged or {}).get(option)
+        if isinstance(part, dict) and part.get("sha256_after"):
+            live[key] = part["sha256_after"]
+    return live
+
+
+def rollout_queue(hosts, hostvars, register="ovpnas_probe"):
+    """The hosts a rollout goes to: those whose probe found a difference, with the other nodes of their clusters."""
+    queued = [host for host in hosts if (hostvars[host].get(register) or {}).get("differs")]
+    followers = [host for host in hosts
+                 if (hostvars[host].get(register) or {}).get("cluster_writer") in queued]
+    return [host for host in hosts if host in queued or host in followers]
+
+
+def rollout_plan(hosts, hostvars, serial, register="ovpnas_probe"):
+    """Lines that say which servers the rollout goes to, in which batches, and which it leaves alone."""
+    hosts = list(hosts)
+    queue = rollout_queue(hosts, hostvars, register)
+    results = {host: hostvars[host].get(register) or {} for host in hosts}
+    standby = [host for host in hosts if results[host].get("standby")]
+    in_sync = [host for host in hosts if host not in queue and host not in standby]
+    if not queue:
+        lines = ["Nothing to roll out: %d of %d servers are as the inventory says (one read each)"
+                 % (len(in_sync), len(hosts))]
+    else:
+        plan = batches(queue, serial)
+        lines = ["Rolling out to %d of %d servers, in %d batches: %s" % (
+            len(queue), len(hosts), len(plan), "; ".join(", ".join(batch) for batch in plan))]
+        if in_sync:
+            lines.append("Already as the inventory says, left alone: %s" % _listed(in_sync))
+    if standby:
+        lines.append("Standby (no services run there), skipped: %s" % ", ".join(standby))
+    return lines
+
+
+def _listed(hosts, limit=20):
+    shown = ", ".join(hosts[:limit])
+    return shown + (" and %d more" % (len(hosts) - limit) if len(hosts) > limit else "")
+
+
+def batches(hosts, serial):
+    """The batches Ansible's ``serial`` makes of ``hosts``: numbers or percentages, the last one repeated."""
+    sizes = serial if isinstance(serial, (list, tuple)) else [serial]
+    sizes = sizes or [0]
+    result, start, index = [], 0, 0
+    while start < len(hosts):
+        size = sizes[min(index, len(sizes) - 1)]
+        text = str(size).strip()
+        try:
+            # the way Ansible computes it (pct_to_int), rounding included
+            size = (int((int(text[:-1]) / 100.0) * len(hosts)) or 1) if text.endswith("%") else int(text)
+        except ValueError:
+            raise AnsibleFilterError("serial: %r is neither a number nor a percentage" % (size,)) from None
+        if size <= 0:
+            size = len(hosts)
+        result.append(list(hosts[start:start + size]))
+        start += size
+        index += 1
+    return result
+
+
+def _node_entries(hostvars, hosts, node):
+    """What the rollout did on ``node`` (its own run or its cluster writer's): start entries, gates, failure."""
+    entries = []
+    for host in hosts:
+        done = hostvars[host].get("rollout_nodes_done") or []
+        entries += [entry for entry in done if entry.get("node") == node]
+    return entries
+
+
+def _row(host, hostvars, hosts, register):
+    data = hostvars[host]
+    converged = data.get(register)
+    cluster = data.get("ovpnas_cluster") or "-"
+    row = dict(host=host, cluster=cluster, change="not reached", script="", restarted="", clients="", gate="")
+    if not isinstance(converged, dict):
+        return row, "not reached"
+    started = [entry for entry in _node_entries(hostvars, hosts, host) if entry.get("phase") == "rollout"]
+    if started:
+        entry = started[-1]
+        will = entry.get("will_restart")
+        row["restarted"] = ", ".join(will if will is not None else entry.get("restarted") or []) or "nothing"
+        row["clients"] = "" if entry.get("vpn_clients") is None else str(entry["vpn_clients"])
+        if entry.get("standby"):
+            row.update(restarted="", gate="standby: no services run here")
+        else:
+            row["gate"] = "FAILED" if entry.get("failed") else "passed"
+    failure = data.get("rollout_failure")
+    if converged.get("failed"):
+        row.update(change="failed", gate="not run", failure=converged.get("msg"))
+        return row, "failed"
+    if failure:
+        restored = data.get("rollout_restored") or {}
+        script = (restored.get("post_auth") or {}).get("sha256_after")
+        restore_failure = data.get("rollout_restore_failure")
+        row.update(change="restored" if restored.get("changed") and not restore_failure else "FAILED",
+                   gate="FAILED", failure=failure + ("; restoring failed too: %s" % restore_failure
+                                                     if restore_failure else ""))
+        if script:
+            row["script"] = script[:12]
+        return row, "failed"
+    if converged.get("skipped"):
+        if converged.get("standby"):
+            row.update(change="skipped", gate="standby: no services run here")
+            return row, "skipped"
+        writer = converged.get("cluster_writer")
+        if started:
+            row.update(change="via %s" % writer)
+            return row, "cluster node"
+        row.update(change="via %s" % writer, gate="-")
+        return row, "cluster node"
+    script = (converged.get("post_auth") or {}).get("sha256_after")
+    row["script"] = (script or "")[:12]
+    if converged.get("changed"):
+        row["change"] = "changed"
+        if not started:
+            row["gate"] = "not run"
+        return row, "changed"
+    row.update(change="unchanged", restarted="-", gate="-")
+    return row, "unchanged"
+
+
+def _short(text, limit=160):
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _table(rows):
+    widths = {column: max([len(column)] + [len(str(row[column])) for row in rows]) for column in COLUMNS}
+    lines = ["  ".join(column.upper().ljust(widths[column]) for column in COLUMNS).rstrip()]
+    for row in rows:
+        lines.append("  ".join(str(row[column]).ljust(widths[column]) for column in COLUMNS).rstrip())
+    return lines
+
+
+def rollout_stops(current, hosts, hostvars, serial, max_fail_percentage=0, register="ovpnas_deploy"):
+    """Whether more servers of the batch of ``current`` failed than ``max_fail_percentage`` allows.
+
+    Ansible stops a serial play by itself only for a task that fails; a failure in a handler (the
+    start or the gate) needs this check at the end of the batch.
+    """
+    plan = batches(list(hosts), serial)
+    batch = next((batch for batch in plan if current in batch), [])
+    failed = [host for host in batch if (hostvars[host].get(register) or {}).get("failed")
+              or hostvars[host].get("rollout_failure")]
+    return bool(batch) and 100.0 * len(failed) / len(batch) > float(max_fail_percentage)
+
+
+def rollout_summary(current, hosts, hostvars, serial, register="ovpnas_deploy", probe="ovpnas_probe"):
+    """Lines that summarize the batch of ``current`` and the rollout so far."""
+    hosts = list(hosts)
+    plan = batches(hosts, serial)
+    number = next((i for i, batch in enumerate(plan) if current in batch), len(plan) - 1)
+    lines = ["Batch %d of %d (%s)" % (number + 1, len(plan), ", ".join(plan[number]) if plan else "no hosts")]
+    rows, counts = [], {}
+    for index, batch in enumerate(plan):
+        for host in batch:
+            row, kind = _row(host, hostvars, hosts, register)
+            if index <= number:
+                counts[kind] = counts.get(kind, 0) + 1
+            if index == number:
+                rows.append(row)
+    lines += _table(rows)
+    # a failure at the start or the gate names its node already
+    lines += [_short(row["failure"] if row["change"] != "failed" else "%s: %s" % (row["host"], row["failure"]), 400)
+              for row in rows if row.get("failure")]
+    reached = sum(len(batch) for batch in plan[:number + 1])
+    order = ("changed", "unchanged", "cluster node", "skipped", "failed", "not reached")
+    parts = ["%d %s" % (counts[kind], kind + ("s" if kind == "cluster node" and counts[kind] != 1 else ""))
+             for kind in order if counts.get(kind)]
+    total = "Total after batch %d of %d: %d of %d hosts reached (%s)" % (
+        number + 1, len(plan), reached, len(hosts), ", ".join(parts) or "none")
+    if counts.get("failed") and reached < len(hosts):
+        total += "; the rollout stops here, %d hosts not reached" % (len(hosts) - reached)
+    # the servers the probe found as the inventory says, which the rollout leaves alone
+    probed = [hostvars[host].get(probe) for host in hostvars if host not in hosts]
+    in_sync = sum(1 for result in probed if isinstance(result, dict) and not result.get("differs")
+                  and not result.get("standby") and not result.get("failed"))
+    if in_sync:
+        total += "; %d more already as the inventory says" % in_sync
+    lines.append(total)
+    return lines
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "cluster_nodes": cluster_nodes,
+            "live_sha256": live_sha256,
+            "rollout_batches": batches,
+            "rollout_plan": rollout_plan,
+            "rollout_queue": rollout_queue,
+            "rollout_stops": rollout_stops,
+            "rollout_summary": rollout_summary,
+        }

@@ -1,0 +1,260 @@
+"""The rollout on ten emulated servers: canary first, health gate, restore, clusters, removal, audit."""
+
+import json
+import os
+import re
+import sys
+
+import pytest
+from conftest import REPO, install_server, recap, run_playbook
+
+DEPLOY = os.path.join(REPO, "playbooks", "deploy_postauth.yml")
+REMOVE = os.path.join(REPO, "playbooks", "remove_postauth.yml")
+AUDIT = os.path.join(REPO, "playbooks", "audit_postauth.yml")
+SCRIPT_KEY = "auth.module.post_auth_script"
+QUERY_KEY = "vpn.client.app_verify"
+WRITES = {"ConfigPut", "ConfigDel", "UserPropPut", "UserPropDel", "UserPropDelAll"}
+CANARY_PW = "canary-pw-'\"$(id)"
+HOSTS = ["as%02d" % i for i in range(1, 11)]
+CLUSTER = ["as09", "as10"]
+
+
+def firefox(min_version):
+    return [{"name": "FIREFOX", "regex": "^mozilla firefox", "platform": "all", "min_version": min_version,
+             "required": True}]
+
+
+VARIABLES = {
+    "ovpnas_target": "fleet",
+    "ovpnas_become": False,
+    "ovpnas_sacli_path": "{{ sacli_path }}",
+    "ovpnas_start_wait_timeout": 20,
+    "host_checker_apps": firefox("115.0"),
+    "post_auth_python": sys.executable,
+    "post_auth_host_checker": True,
+    "post_auth_policy_tests": [
+        {"name": "a current Firefox", "user": "alice",
+         "client": {"platform": "win", "info": {"UV_APPVER_FIREFOX": "128.0.3"}}, "expect": {"status": "SUCCEED"}},
+        {"name": "an old Firefox", "user": "bob",
+         "client": {"platform": "mac", "info": {"UV_APPVER_FIREFOX": "102.9"}},
+         "expect": {"status": "FAIL", "client_reason": "FIREFOX must be updated"}},
+    ],
+    # the canary laptop runs Firefox 128.0: a minimum of 128.0.1 passes the cases above and locks it out
+    "rollout_canary_logins": [
+        {"name": "canary laptop", "user": "canary", "password": CANARY_PW,
+         "client_info": {"IV_PLAT": "win", "UV_APPVER_FIREFOX": "128.0"}, "expect": {"status": "SUCCEED"}},
+    ],
+}
+
+
+@pytest.fixture
+def fleet(tmp_path):
+    """Ten emulated servers: as01..as08 on their own, as09 and as10 one cluster sharing a configuration database."""
+    servers = {}
+    for name in HOSTS:
+        options = ("--cluster-db", str(tmp_path / "cluster-db")) if name in CLUSTER else ()
+        servers[name] = install_server(tmp_path / "fleet" / name, "--vpn-clients", "4", *options)
+        servers[name].set_password("canary", CANARY_PW)
+        servers[name].reset_calls()
+    hosts = {name: {"sacli_path": server.sacli_path} for name, server in servers.items()}
+    for name in CLUSTER:
+        hosts[name]["ovpnas_cluster"] = "c1"
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(json.dumps({"fleet": {"hosts": hosts, "vars": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}))
+    return servers, str(inventory)
+
+
+def play(tmp_path, inventory, playbook=DEPLOY, *options, **changes):
+    path = tmp_path / "vars.json"
+    path.write_text(json.dumps(dict(VARIABLES, **changes)))
+    result = run_playbook(playbook, inventory, "-e", "@%s" % path, *options)
+    return result, recap(result.stdout)
+
+
+def text(result):
+    """The output with the callback's line wrapping undone."""
+    return " ".join(result.stdout.replace("'", " ").split())
+
+
+def reset(servers):
+    for server in servers.values():
+        server.reset_calls()
+
+
+def scripts(servers):
+    return {name: server.config().get(SCRIPT_KEY) for name, server in servers.items()}
+
+
+def first_change(server):
+    """When the rollout first wrote to or started the server (the plan's read comes before, on every server)."""
+    calls = [c for c in server.root.calls() if c["command"] in WRITES | {"start"}]
+    return min(c["time"] for c in calls) if calls else None
+
+
+def test_first_rollout_canary_first_one_start_per_host_then_nothing(fleet, tmp_path):
+    servers, inventory = fleet
+    result, hosts = play(tmp_path, inventory)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    # three batches, the canary alone first
+    assert re.findall(r"Batch (\d) of 3 \(([^)]*)\)", out) == [
+        ("1", "as01"), ("2", "as02, as03"), ("3", ", ".join(HOSTS[3:]))]
+    canary_start = next(c for c in servers["as01"].root.calls() if c["command"] == "start")["time"]
+    # the canary was started and gated before anything was written anywhere else
+    canary_gate = servers["as01"].calls("authcli")[0]["time"]
+    assert all(first_change(servers[name]) >= max(canary_start, canary_gate) for name in HOSTS[1:])
+    assert "Total after batch 3 of 3: 10 of 10 hosts reached (9 changed, 1 cluster node)" in out
+
+    for name, server in servers.items():
+        commands = server.commands()
+        assert commands.count("start") == 1, name
+        # the gate ran on every node, cluster nodes included
+        assert server.commands("authcli") == ["authenticate"], name
+        assert "VPNSummary" in commands, name
+    # the cluster: one write, from its first node; its other node only started
+    assert [c for c in servers["as09"].commands() if c in WRITES] == ["ConfigPut", "ConfigPut"]
+    assert [c for c in servers["as10"].commands() if c in WRITES] == []
+    assert "ConfigQuery" not in servers["as10"].commands()
+    assert len(set(scripts(servers).values())) == 1
+    # the restart cost is shown: what start restarted and the clients connected before
+    assert re.search(r"as01 +- +changed +[0-9a-f]{12} +[a-z, ]+ +4 +passed", out), out
+    assert CANARY_PW not in out + result.stderr
+
+    reset(servers)
+    again, hosts = play(tmp_path, inventory)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert all(r["changed"] == 0 and r["failed"] == 0 for r in hosts.values()), again.stdout
+    for name, server in servers.items():
+        assert server.commands() == ([] if name == "as10" else ["ConfigQuery"]), name
+        assert server.commands("authcli") == []
+
+
+def test_a_failing_canary_is_restored_and_no_other_host_is_touched(fleet, tmp_path):
+    servers, inventory = fleet
+    assert play(tmp_path, inventory)[0].returncode == 0
+    before = scripts(servers)
+    reset(servers)
+
+    bad, hosts = play(tmp_path, inventory, host_checker_apps=firefox("128.0.1"))
+    assert bad.returncode != 0
+    assert hosts["as01"]["failed"] == 1, bad.stdout
+    assert all(r["failed"] == 0 and r["changed"] == 0 for name, r in hosts.items() if name != "as01"), bad.stdout
+    out = text(bad)
+    assert 'canary login "canary laptop" returned FAIL' in out
+    assert "the previous configuration is live again on as01" in out
+    assert "the rollout stops here, 9 hosts not reached" in out
+    canary = servers["as01"].commands()
+    assert canary.count("start") == 2 and servers["as01"].commands("authcli") == ["authenticate"] * 2
+    # the plan read the others once (the cluster once, from its writer); nothing else happened there
+    for name in HOSTS[1:]:
+        assert servers[name].commands() == ([] if name == "as10" else ["ConfigQuery"]), name
+        assert servers[name].commands("authcli") == [], name
+    assert scripts(servers) == before
+    # the restored host is consistent: the next run with the good inventory changes nothing
+    reset(servers)
+    good, hosts = play(tmp_path, inventory)
+    assert good.returncode == 0 and all(r["changed"] == 0 for r in hosts.values()), good.stdout
+
+
+def test_a_fault_in_the_second_batch_restores_that_host_and_stops(fleet, tmp_path):
+    servers, inventory = fleet
+    assert play(tmp_path, inventory)[0].returncode == 0
+    old = scripts(servers)["as01"]
+    servers["as03"].set_fault("start", action="errors", errors={"auth": [["error", "emulated failure"]]}, times=1)
+    reset(servers)
+
+    # a newer minimum the canary laptop meets
+    result, hosts = play(tmp_path, inventory, host_checker_apps=firefox("116.0"))
+    assert result.returncode != 0
+    assert hosts["as03"]["failed"] == 1 and hosts["as02"]["failed"] == 0, result.stdout
+    assert "as03: sacli start failed" in text(result)
+    untouched = [name for name in HOSTS[3:] if servers[name].commands() == ([] if name == "as10" else ["ConfigQuery"])
+                 and servers[name].commands("authcli") == []]
+    live = scripts(servers)
+    new = live["as01"]
+    assert new != old and live["as02"] == new
+    assert live["as03"] == old, "the failed host keeps its previous script"
+    assert untouched == HOSTS[3:], {name: servers[name].commands() for name in HOSTS[3:]}
+    assert all(live[name] == old for name in HOSTS[3:])
+
+
+def test_check_mode_predicts_the_real_run(fleet, tmp_path):
+    servers, inventory = fleet
+    assert play(tmp_path, inventory)[0].returncode == 0
+    servers["as04"].sacli("--key", QUERY_KEY, "--value", "all:CHROME=^google chrome", "ConfigPut")
+    servers["as07"].sacli("--key", "vpn.client.routing.inter_client", "--value", "true", "ConfigPut")
+    changes = dict(ovpnas_config_settings={"vpn.client.routing.inter_client": False})
+    reset(servers)
+
+    check, predicted = play(tmp_path, inventory, DEPLOY, "--check", "--diff", **changes)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert all(c not in WRITES | {"start"} for s in servers.values() for c in s.commands())
+    real, done = play(tmp_path, inventory, DEPLOY, "--diff", **changes)
+    assert real.returncode == 0, real.stdout + real.stderr
+    changed = {name for name, r in done.items() if r["changed"]}
+    assert changed == {name for name, r in predicted.items() if r["changed"]}
+    # as07 only differed in the key every host now sets; the others had it right already
+    assert changed == {"as04", "as07"}
+    assert [n for n, s in servers.items() if "start" in s.commands()] == ["as04", "as07"]
+
+
+def test_the_audit_names_exactly_the_hosts_that_drift(fleet, tmp_path):
+    servers, inventory = fleet
+    assert play(tmp_path, inventory)[0].returncode == 0
+    # one character of the script on as05, the query file on as10 (a cluster node: its cluster drifts)
+    script = servers["as05"].config()[SCRIPT_KEY]
+    servers["as05"].sacli("--key", SCRIPT_KEY, "--value", script.replace("SUCCEED", "SUCCEEd", 1), "ConfigPut")
+    servers["as10"].sacli("--key", QUERY_KEY, "--value", "all:FIREFOX=^firefox", "ConfigPut")
+    reset(servers)
+    report_dir = tmp_path / "report"
+
+    result, _hosts = play(tmp_path, inventory, AUDIT, ovpnas_audit_dir=str(report_dir))
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((report_dir / "drift.json").read_text())
+    drift = sorted(h["host"] for h in report["hosts"] if h["status"] == "drift")
+    assert drift == ["as05", "as09", "as10"]
+    assert report["totals"] == {"hosts": 10, "in_sync": 7, "drift": 3, "unreachable": 0, "standby": 0}
+    as05 = next(h for h in report["hosts"] if h["host"] == "as05")
+    assert as05["differs"] == [SCRIPT_KEY] and not as05["post_auth"]["match"]
+    assert as05["post_auth"]["live_header"]["generator"] == "ovpnas.fleet" and not as05["post_auth"]["sealed"]
+    in_sync = next(h for h in report["hosts"] if h["host"] == "as01")
+    assert in_sync["post_auth"]["applied"] and in_sync["post_auth"]["sealed"]
+    assert in_sync["post_auth"]["live_sha256"] == in_sync["post_auth"]["expected_sha256"]
+    for name in ("drift.md", "drift.html"):
+        text = (report_dir / name).read_text()
+        assert "as05" in text and "as10" in text
+    # one read per host, and nothing written anywhere
+    for name, server in servers.items():
+        assert server.commands() == ["ConfigQuery"], name
+
+    failing, _hosts = play(tmp_path, inventory, AUDIT, ovpnas_audit_dir=str(report_dir),
+                           ovpnas_audit_fail_on_drift=True)
+    assert failing.returncode != 0 and "drift on as05, as09, as10" in failing.stdout
+
+
+def test_removal_leaves_no_key_behind(fleet, tmp_path):
+    servers, inventory = fleet
+    assert play(tmp_path, inventory)[0].returncode == 0
+    reset(servers)
+    result, hosts = play(tmp_path, inventory, REMOVE, ovpnas_remove_app_verify=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name, server in servers.items():
+        config = server.config()
+        assert SCRIPT_KEY not in config and QUERY_KEY not in config, name
+        assert server.commands().count("start") == 1, name
+    assert [c for c in servers["as10"].commands() if c in WRITES] == []
+    reset(servers)
+    again, hosts = play(tmp_path, inventory, REMOVE, ovpnas_remove_app_verify=True)
+    assert again.returncode == 0 and all(r["changed"] == 0 for r in hosts.values()), again.stdout
+
+
+def test_a_standby_node_is_reported_and_skipped(fleet, tmp_path):
+    servers, inventory = fleet
+    servers["as06"].settings(standby=True)
+    result, hosts = play(tmp_path, inventory)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert hosts["as06"]["failed"] == 0 and hosts["as06"]["skipped"] >= 1
+    assert "Standby (no services run there), skipped: as06" in text(result)
+    assert "Rolling out to 9 of 10 servers" in text(result)
+    assert servers["as06"].commands() == ["ConfigQuery"] and "start" not in servers["as06"].commands()
