@@ -77,7 +77,7 @@ options:
   probe:
     description:
       - Only find out whether the server differs from the wanted state, as cheaply as possible, in check mode
-        (C(check_mode=true)), returned as RV(differs): with O(compose), a server whose live script is another one
+        (C(check_mode=true)), returned as RV(differs). With O(compose), a server whose live script is another one
         differs, without the wanted script being rendered or tested.
       - Handled by the action plugin; C(playbooks/deploy_postauth.yml) probes every server at once, then rolls out
         to those that differ.

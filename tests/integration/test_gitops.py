@@ -121,7 +121,7 @@ def test_pipeline_commands(repository, pipeline):
                 for name, s in servers.items()}
     assert features["vpn-office1.example.com"] == "group_mapping, device_pinning, host_checker, duo"
     assert features["vpn-branch1.example.com"] == "group_mapping, host_checker, challenge"
-    assert features["vpn-partners.example.com"] == "custom_auth, host_checker"
+    assert features["vpn-partners.example.com"] == "custom_auth, group_mapping, host_checker"
 
     # the schedule: in sync passes; a hand edit fails the audit and names the server
     for command in ansible_commands(jobs["audit"]):

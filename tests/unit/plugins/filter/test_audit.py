@@ -8,8 +8,10 @@ from ansible_collections.ovpnas.fleet.plugins.filter.audit import FilterModule, 
 
 SCRIPT_KEY = "auth.module.post_auth_script"
 QUERY_KEY = "vpn.client.app_verify"
-LIVE_SCRIPT, WANTED_SCRIPT = "a" * 64, "c" * 64
-LIVE_QUERY, WANTED_QUERY = "b" * 64, "d" * 64
+LIVE_SCRIPT = "a" * 64
+WANTED_SCRIPT = "c" * 64
+LIVE_QUERY = "b" * 64
+WANTED_QUERY = "d" * 64
 HEADER = {"version": "0.1.0", "identity": "5f1c"}
 
 

@@ -13,6 +13,7 @@ from ansible_collections.ovpnas.fleet.plugins.filter.rollout import (
     live_sha256,
     rollout_plan,
     rollout_queue,
+    rollout_stops,
     rollout_summary,
 )
 
@@ -160,7 +161,8 @@ def test_live_sha256(converged, live):
 def test_the_filters_are_registered():
     assert FilterModule().filters() == dict(cluster_nodes=cluster_nodes, live_sha256=live_sha256,
                                             rollout_batches=batches, rollout_summary=rollout_summary,
-                                            rollout_plan=rollout_plan, rollout_queue=rollout_queue)
+                                            rollout_plan=rollout_plan, rollout_queue=rollout_queue,
+                                            rollout_stops=rollout_stops)
 
 
 # --- rollout_summary --------------------------------------------------------------------
@@ -451,3 +453,22 @@ def test_the_summary_counts_the_servers_the_plan_left_alone():
     total = rollout_summary("as01", rollout_queue(sorted(PROBED), PROBED), hostvars, SERIAL)[-1]
     # as02, as06 and as07 are in sync; as03 is a standby
     assert total.endswith("; 3 more already as the inventory says")
+
+
+# --- when a batch stops the rollout ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("failed, max_fail, stops", [
+    ([], 0, False),
+    (["as03"], 0, True),
+    (["as03"], 50, False),
+    (["as03", "as04"], 50, True),
+    (["as01"], 0, False),  # another batch
+])
+def test_a_batch_stops_the_rollout_beyond_its_max_fail_percentage(failed, max_fail, stops):
+    # batches of five hosts: as01; as02 (25% of 5 is 1); as03, as04, as05
+    hostvars = {name: {} for name in names(5)}
+    for name in failed:
+        # a converge that failed, or a start or gate that failed in the handler
+        hostvars[name] = {"ovpnas_deploy": {"failed": True}} if name == "as03" else {"rollout_failure": "gate"}
+    assert rollout_stops("as04", names(5), hostvars, SERIAL, max_fail) is stops
