@@ -118,7 +118,12 @@ commands:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ovpnas.fleet.plugins.module_utils.last_change import drop_change, read_change, undo_writes
+from ansible_collections.ovpnas.fleet.plugins.module_utils.last_change import (
+    drop_change,
+    read_change,
+    undo_commands,
+    undo_writes,
+)
 from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     APP_VERIFY_KEY,
     POST_AUTH_KEY,
@@ -232,7 +237,7 @@ def restore(module, runner, directory):
         result["post_auth"] = dict(sha256_before=sha256_text(config.get(POST_AUTH_KEY)),
                                    sha256_after=sha256_text(previous_script[0]))
     result.update(changed=bool(undo), restart_required=bool(undo), restored_keys=keys, restored_users=users,
-                  commands=[describe(runner, entry) for entry in reversed(undo)])
+                  commands=undo_commands(runner, undo))
     if module._diff:
         result["diff"] = dict(before_header="last change (live)", after_header="before the last change",
                               before="keys: %s\nusers: %s\n" % (", ".join(keys), ", ".join(users)),
@@ -253,20 +258,6 @@ def restore(module, runner, directory):
                              % (", ".join(failed), ", ".join(done) or "nothing"), **result)
     drop_change(directory)
     module.exit_json(**result)
-
-
-def describe(runner, entry):
-    kind, name, previous = entry
-    if kind == "key":
-        return runner.describe("ConfigDel", key=name) if previous is None else \
-            runner.describe("ConfigPut", key=name, value=True)
-    if kind == "delete_user":
-        return runner.describe("UserPropDelAll", user=name)
-    if kind == "restore_user":
-        return runner.describe("UserPropPut", user=name, value=True)
-    key, value = previous
-    return runner.describe("UserPropDel", key=key, user=name) if value is None else \
-        runner.describe("UserPropPut", key=key, user=name, value=True)
 
 
 if __name__ == "__main__":
