@@ -13,6 +13,8 @@ import subprocess
 import time
 from typing import ClassVar
 
+import jinja2
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 FIXTURES = os.path.join(HERE, "fixtures")
@@ -113,46 +115,6 @@ def _put(server, key, value):
 
 # OpenLDAP -------------------------------------------------------------------------------------
 
-SLAPD_CONF = """\
-# slapd of the ovpnas.fleet policy tests (generated)
-include /etc/ldap/schema/core.schema
-include /etc/ldap/schema/cosine.schema
-include /etc/ldap/schema/nis.schema
-include /etc/ldap/schema/inetorgperson.schema
-
-modulepath /usr/lib/ldap
-moduleload back_mdb
-moduleload memberof
-
-pidfile {workdir}/slapd.pid
-argsfile {workdir}/slapd.args
-
-database mdb
-maxsize 16777216
-suffix "{suffix}"
-rootdn "{root_dn}"
-rootpw {root_pw}
-directory {workdir}/data
-index objectClass eq
-index uid eq
-index member eq
-
-overlay memberof
-memberof-group-oc groupOfNames
-memberof-member-ad member
-memberof-memberof-ad memberOf
-memberof-refint true
-
-access to attrs=userPassword
-    by self write
-    by anonymous auth
-    by * none
-access to *
-    by dn.exact="{bind_dn}" read
-    by self read
-    by * none
-"""
-
 
 class Slapd(_Child):
     """A private slapd: mdb database dc=example,dc=com with the memberof overlay, the fixture directory."""
@@ -196,8 +158,10 @@ class Slapd(_Child):
     def _start(self):
         os.makedirs(os.path.join(self.workdir, "data"), exist_ok=True)
         conf = os.path.join(self.workdir, "slapd.conf")
+        with open(os.path.join(FIXTURES, "slapd.conf.j2")) as handle:
+            template = jinja2.Template(handle.read(), undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
         with open(conf, "w") as handle:
-            handle.write(SLAPD_CONF.format(
+            handle.write(template.render(
                 workdir=self.workdir, suffix=self.suffix, root_dn=self.root_dn, root_pw=self.root_pw,
                 bind_dn=self.bind_dn,
             ))
