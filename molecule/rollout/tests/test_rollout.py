@@ -2,32 +2,16 @@
 
 import hashlib
 import json
-import os
 
 import pytest
 import testinfra
 from hosts import names, podman_hosts
+from runs import calls, output
 
 AS = "/usr/local/openvpn_as"
 SCRIPT = "auth.module.post_auth_script"
-EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
 SERVERS = names("openvpn_as")
 CANARY, FAULTY, UNTOUCHED = (testinfra.get_host(spec) for spec in podman_hosts("openvpn_as"))
-
-
-def output(run):
-    """The run's output, its lines unwrapped."""
-    with open(os.path.join(EPHEMERAL, run + ".log")) as handle:
-        return " ".join(handle.read().split())
-
-
-def calls(run, server):
-    """(tool, command) of every sacli and authcli call the run made on the server."""
-    path = os.path.join(EPHEMERAL, "%s-%s.jsonl" % (run, server))
-    if not os.path.exists(path):
-        return []
-    with open(path) as handle:
-        return [(c["tool"], c["command"]) for c in map(json.loads, handle)]
 
 
 def live(host):
