@@ -26,6 +26,7 @@ from ansible_collections.ovpnas.fleet.plugins.plugin_utils.compose import (
     role_variables,
     unprefixed,
 )
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.run import controller_run
 
 MODULE = "ovpnas.fleet.server_state"
 
@@ -85,6 +86,10 @@ class ActionModule(ActionBase):
         if backup is not None:
             # the post_auth role's choice when both are composed
             args.setdefault("backup", backup)
+        # a change an earlier task of this run recorded is not one that was never applied
+        run = controller_run()
+        if run is not None:
+            args.setdefault("run", run)
 
         # a report wants the wanted script's sha256: render it at once (one read)
         by_identity = post_auth is not None and post_auth.settings is not None and "content" not in args["post_auth"]

@@ -171,12 +171,17 @@ def write_pending(directory, record):
     write_private(os.path.join(private_dir(directory), PENDING), json.dumps(record, sort_keys=True))
 
 
-def record_pending(directory, changes, sha256=None):
+def record_pending(directory, changes, sha256=None, run=None):
     """Note that ``changes`` (names of keys and users) await `sacli start`; keeps earlier ones.
 
-    ``sha256`` maps the script and query file keys written to the sha256 of what is now live.
+    ``sha256`` maps the script and query file keys written to the sha256 of what is now live;
+    ``run`` names the controller run that made a new record (an earlier record keeps its own).
     """
-    record = read_pending(directory) or {"since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "changes": []}
+    record = read_pending(directory)
+    if record is None:
+        record = {"since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "changes": []}
+        if run:
+            record["run"] = run
     record["changes"] = sorted(set(record.get("changes", [])) | set(changes))
     record["sha256"] = dict(record.get("sha256") or {}, **(sha256 or {}))
     write_pending(directory, record)

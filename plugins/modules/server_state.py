@@ -200,6 +200,13 @@ options:
       - Seconds to wait for another run on the same server to release the lock before failing.
     type: int
     default: 300
+  run:
+    description:
+      - Names the controller run (ansible-playbook) the task belongs to; the action plugin sets it. A pending-apply
+        record that an earlier task of the same run made (the C(ovpnas.fleet.host_checker) role before
+        C(ovpnas.fleet.post_auth)) awaits the handler that task notified, so it is neither reported as never applied
+        nor counted as a change of this task. Without it, every record counts as another run's.
+    type: str
 notes:
   - A run that writes holds an exclusive lock on O(state_dir) from its read to its last write, so two runs at
     once never mix their changes; a check-mode run holds it shared.
@@ -519,6 +526,7 @@ def main():
         backup_dir=dict(type="path"),
         state_dir=dict(type="path"),
         lock_timeout=dict(type="int", default=300),
+        run=dict(type="str"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
@@ -630,17 +638,20 @@ def converge(module, runner, directory, staged, wanted, is_secret):
                     "report them and every Windows and macOS login would be refused; nothing was changed"
                     % (", ".join(missing), APP_VERIFY_KEY), **result)
 
-    # a change an earlier run made but never applied (its start failed or never ran)
+    # a change an earlier run made but never applied (its start failed or never ran); one an earlier
+    # task of this run made (the host_checker role before post_auth) waits for the handler it notified
     pending = read_pending(directory)
+    unapplied = pending if pending and not (params["run"] and pending.get("run") == params["run"]) else None
     changed_keys = sorted(plan.keys)
     restart = bool(plan.keys) or any(needs_restart(p, d) or a for p, d, a in plan.user_writes.values())
-    result.update(changed=bool(plan.keys or plan.user_writes or pending), restart_required=restart or bool(pending),
+    result.update(changed=bool(plan.keys or plan.user_writes or unapplied),
+                  restart_required=restart or bool(unapplied),
                   changed_keys=changed_keys, changed_users=sorted(plan.user_writes), commands=plan.commands())
-    if pending:
-        result["pending_apply"] = pending
+    if unapplied:
+        result["pending_apply"] = unapplied
         module.warn("a change made on this server at %s (%s) was never applied (its sacli start failed or did not "
-                    "run): the server is started again" % (pending.get("since"), ", ".join(pending.get("changes", []))
-                                                           or "unknown"))
+                    "run): the server is started again" % (unapplied.get("since"),
+                                                           ", ".join(unapplied.get("changes", [])) or "unknown"))
     for option, key in (("post_auth", POST_AUTH_KEY), ("app_verify", APP_VERIFY_KEY)):
         if params[option] is not None:
             before = sha256_text(config.get(key))
@@ -660,7 +671,7 @@ def converge(module, runner, directory, staged, wanted, is_secret):
                                                 post_auth["validate_interpreters"], post_auth["policy_harness"],
                                                 post_auth["policy_cases"])
         except ScriptCheckError as exc:
-            result.update(changed=bool(pending), restart_required=bool(pending), commands=[])
+            result.update(changed=bool(unapplied), restart_required=bool(unapplied), commands=[])
             module.fail_json(msg="%s; nothing was changed" % exc.msg, **dict(result, **exc.details))
     if module.check_mode:
         module.exit_json(**result)
@@ -674,11 +685,12 @@ def converge(module, runner, directory, staged, wanted, is_secret):
                     result[option]["backup_file"] = write_backup(backups, what, config.get(key))
                 except OSError as exc:
                     module.fail_json(msg="cannot write the backup in %s: %s; nothing was changed" % (backups, exc),
-                                     changed=bool(pending))
+                                     changed=bool(unapplied))
     if restart:
         # before the first write: a run killed after it still leaves the record
         record_pending(directory, changed_keys + sorted(plan.user_writes),
-                       {key: sha256_text(plan.keys[key]) for key in MANAGED_ELSEWHERE if key in plan.keys})
+                       {key: sha256_text(plan.keys[key]) for key in MANAGED_ELSEWHERE if key in plan.keys},
+                       run=params["run"])
     try:
         plan.apply()
     except SacliError as exc:

@@ -328,6 +328,33 @@ def test_change_leaves_a_pending_record_until_a_healthy_start(server, run_module
     assert run(run_module, server, **everything())["changed"] is False
 
 
+def test_a_record_of_an_earlier_task_of_the_same_run_is_not_a_change_never_applied(server, run_module, monkeypatch):
+    # the module's warnings go to its result, as on a managed node (see test_sacli_start)
+    from ansible.module_utils import _internal
+
+    monkeypatch.setattr(_internal, "is_controller", False)
+    # the host_checker role's task writes the query file; the post_auth role's task follows before the handler
+    first = run(run_module, server, run="ctl:41:900", app_verify=dict(content=QUERY_FILE))
+    assert first["changed"] is True
+    with open(os.path.join(fleet_dir(server), "pending_apply.json")) as handle:
+        assert json.load(handle)["run"] == "ctl:41:900"
+    same = run(run_module, server, run="ctl:41:900", app_verify=dict(content=QUERY_FILE))
+    assert (same["changed"], same["restart_required"], same.get("warnings", [])) == (False, False, [])
+    assert "pending_apply" not in same
+    # a later task of the same run that writes keeps the record and its run, and adds its change
+    more = run(run_module, server, run="ctl:41:900", post_auth=post_auth())
+    assert more["changed"] is True
+    with open(os.path.join(fleet_dir(server), "pending_apply.json")) as handle:
+        record = json.load(handle)
+    assert record["run"] == "ctl:41:900" and {SCRIPT_KEY, QUERY_KEY} <= set(record["changes"])
+    # another run (or a task that names none) finds a change that was never applied
+    for other in ("ctl:42:950", None):
+        later = run(run_module, server, run=other, app_verify=dict(content=QUERY_FILE))
+        assert later["changed"] is True and later["restart_required"] is True
+        assert QUERY_KEY in later["pending_apply"]["changes"]
+        assert "was never applied" in str(later["warnings"])
+
+
 def test_private_property_changes_leave_no_record(server, run_module):
     server.sacli("--user", "alice", "--key", "type", "--value", "user_connect", "UserPropPut")
     result = run(run_module, server, users={"alice": {"pvt_hw_addr": "00:11:22:33:44:55"}})

@@ -1,0 +1,29 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) ovpnas.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A token that names one run of ansible-playbook (or ansible), for the modules it calls.
+
+Action plugins run in worker processes forked from the run's main process, so the parent's
+process id and start time name the run: no other run, now or later, has both. Where the start
+time cannot be read (no /proc), there is no token, and the modules behave as if every earlier
+record came from another run.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+
+def controller_run(proc="/proc"):
+    """``host:pid:start`` of the run's main process, or None where it cannot be told."""
+    pid = os.getppid()
+    try:
+        with open(os.path.join(proc, str(pid), "stat")) as handle:
+            # the fields after the command name, whose parentheses may hold anything
+            fields = handle.read().rsplit(")", 1)[1].split()
+        start = fields[19]  # starttime, field 22 of proc(5)
+    except (OSError, IndexError):
+        return None
+    return "%s:%d:%s" % (socket.gethostname(), pid, start)
