@@ -12,11 +12,11 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: help venv demo test lint sanity unit property fuzz integration policy bench clean
+.PHONY: help venv demo test lint sanity unit property fuzz integration policy molecule bench clean
 
 help:
 	@echo "make demo   roll a post-auth script out to an emulated fleet of three servers"
-	@echo "make test   run every check CI runs (lint, sanity, unit, property, integration and policy tests)"
+	@echo "make test   run every check CI runs (lint, sanity, unit, property, integration, policy tests, Molecule)"
 	@echo "make fuzz   the property tests with 10,000 generated inventories"
 	@echo "make bench  run the benchmarks in bench/ (reports in bench/results/)"
 	@echo "make clean  remove the virtual environment and everything generated"
@@ -36,7 +36,7 @@ venv: $(VENV)/.installed
 demo: venv
 	demo/run
 
-test: lint sanity unit property integration policy
+test: lint sanity unit property integration policy molecule
 
 lint: venv
 	ruff check .
@@ -64,6 +64,11 @@ integration: venv
 policy: venv
 	$(PYTEST) tests/policy
 
+# the Molecule scenarios of molecule/ on Podman containers (tests/bin/images builds the Debian
+# bookworm and trixie images once; tests/bin/molecule runs one scenario by hand)
+molecule: venv
+	$(PYTEST) tests/molecule
+
 bench: venv
 	$(BIN)/pip install --quiet --disable-pip-version-check --requirement bench/requirements.txt
 	$(BIN)/python bench/fleet.py
@@ -71,3 +76,4 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) .build .demo tests/output .pytest_cache .ruff_cache
+	@# the host images stay in Podman's storage: podman rmi --ignore localhost/ovpnas-fleet-host:{bookworm,trixie}
