@@ -73,6 +73,7 @@ bench: venv
 	$(BIN)/pip install --quiet --disable-pip-version-check --requirement bench/requirements.txt
 	$(BIN)/python bench/fleet.py
 	$(BIN)/python bench/script.py
+	$(BIN)/python bench/ssh.py
 
 clean:
 	rm -rf $(VENV) .build .demo tests/output .pytest_cache .ruff_cache

@@ -91,7 +91,7 @@ def main(argv):
         calls()
         walls = {variant: [] for variant in VARIANTS}
         made = {}
-        for _ in range(options.repeat):
+        for _round in range(options.repeat):
             for variant in VARIANTS:
                 wall, changed, per_server = run(variant, hosts)
                 if changed:

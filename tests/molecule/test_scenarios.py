@@ -37,6 +37,8 @@ def test_scenario(scenario):
     rc, out = molecule("test", "--scenario-name", scenario)
     assert rc == 0, out
     assert "idempotence: Executed: Successful" in " ".join(out.split())
+    # the roles and playbooks run as one would expect: no change is taken for one never applied
+    assert "was never applied" not in out
 
 
 def test_an_invalid_variable_fails_the_scenario_clearly_and_leaves_nothing():

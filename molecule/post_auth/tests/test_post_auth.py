@@ -45,6 +45,13 @@ def login(host, user, password, *args):
     return answer
 
 
+def test_ansible_logged_in_as_the_unprivileged_user(host):
+    # its remote temporary folder is in the login user's home, and nothing of the run is left there
+    home = host.file("/home/ansible/.ansible/tmp")
+    assert (home.is_directory, home.user) == (True, "ansible")
+    assert host.check_output("ls -A /home/ansible/.ansible/tmp") == ""
+
+
 def test_the_live_script_is_sealed_and_declares_its_features(host):
     script = config(host)["auth.module.post_auth_script"]
     body, seal = script.rstrip("\n").rsplit("\n", 1)
