@@ -87,9 +87,10 @@ class ActionModule(ActionBase):
             # the post_auth role's choice when both are composed
             args.setdefault("backup", backup)
         # a change an earlier task of this run recorded is not one that was never applied
+        args.pop("run", None)
         run = controller_run()
         if run is not None:
-            args.setdefault("run", run)
+            args["run"] = run
 
         # a report wants the wanted script's sha256: render it at once (one read)
         by_identity = post_auth is not None and post_auth.settings is not None and "content" not in args["post_auth"]

@@ -202,10 +202,11 @@ options:
     default: 300
   run:
     description:
-      - Names the controller run (ansible-playbook) the task belongs to; the action plugin sets it. A pending-apply
-        record that an earlier task of the same run made (the C(ovpnas.fleet.host_checker) role before
-        C(ovpnas.fleet.post_auth)) awaits the handler that task notified, so it is neither reported as never applied
-        nor counted as a change of this task. Without it, every record counts as another run's.
+      - Names the controller run (ansible-playbook) the task belongs to; the action plugin sets it, replacing any
+        value given. A pending-apply record that an earlier task of the same run made (the
+        C(ovpnas.fleet.host_checker) role before C(ovpnas.fleet.post_auth)) awaits the handler that task notified;
+        it still counts as a change to apply, but is not reported as never applied. Without it, every record counts
+        as another run's.
     type: str
 notes:
   - A run that writes holds an exclusive lock on O(state_dir) from its read to its last write, so two runs at
@@ -638,20 +639,20 @@ def converge(module, runner, directory, staged, wanted, is_secret):
                     "report them and every Windows and macOS login would be refused; nothing was changed"
                     % (", ".join(missing), APP_VERIFY_KEY), **result)
 
-    # a change an earlier run made but never applied (its start failed or never ran); one an earlier
-    # task of this run made (the host_checker role before post_auth) waits for the handler it notified
+    # a change that awaits `sacli start`: an earlier run's, never applied (its start failed or never ran), or one
+    # an earlier task of this run made (the host_checker role before post_auth), whose handler may still run; both
+    # count as a change to apply (a second notification costs nothing), only the first is worth a warning
     pending = read_pending(directory)
-    unapplied = pending if pending and not (params["run"] and pending.get("run") == params["run"]) else None
     changed_keys = sorted(plan.keys)
     restart = bool(plan.keys) or any(needs_restart(p, d) or a for p, d, a in plan.user_writes.values())
-    result.update(changed=bool(plan.keys or plan.user_writes or unapplied),
-                  restart_required=restart or bool(unapplied),
+    result.update(changed=bool(plan.keys or plan.user_writes or pending), restart_required=restart or bool(pending),
                   changed_keys=changed_keys, changed_users=sorted(plan.user_writes), commands=plan.commands())
-    if unapplied:
-        result["pending_apply"] = unapplied
-        module.warn("a change made on this server at %s (%s) was never applied (its sacli start failed or did not "
-                    "run): the server is started again" % (unapplied.get("since"),
-                                                           ", ".join(unapplied.get("changes", [])) or "unknown"))
+    if pending:
+        result["pending_apply"] = pending
+        if not (params["run"] and pending.get("run") == params["run"]):
+            module.warn("a change made on this server at %s (%s) was never applied (its sacli start failed or did "
+                        "not run): the server is started again" % (pending.get("since"),
+                                                                   ", ".join(pending.get("changes", [])) or "unknown"))
     for option, key in (("post_auth", POST_AUTH_KEY), ("app_verify", APP_VERIFY_KEY)):
         if params[option] is not None:
             before = sha256_text(config.get(key))
@@ -671,7 +672,7 @@ def converge(module, runner, directory, staged, wanted, is_secret):
                                                 post_auth["validate_interpreters"], post_auth["policy_harness"],
                                                 post_auth["policy_cases"])
         except ScriptCheckError as exc:
-            result.update(changed=bool(unapplied), restart_required=bool(unapplied), commands=[])
+            result.update(changed=bool(pending), restart_required=bool(pending), commands=[])
             module.fail_json(msg="%s; nothing was changed" % exc.msg, **dict(result, **exc.details))
     if module.check_mode:
         module.exit_json(**result)
@@ -685,7 +686,7 @@ def converge(module, runner, directory, staged, wanted, is_secret):
                     result[option]["backup_file"] = write_backup(backups, what, config.get(key))
                 except OSError as exc:
                     module.fail_json(msg="cannot write the backup in %s: %s; nothing was changed" % (backups, exc),
-                                     changed=bool(unapplied))
+                                     changed=bool(pending))
     if restart:
         # before the first write: a run killed after it still leaves the record
         record_pending(directory, changed_keys + sorted(plan.user_writes),

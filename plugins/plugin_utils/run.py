@@ -5,9 +5,9 @@
 """A token that names one run of ansible-playbook (or ansible), for the modules it calls.
 
 Action plugins run in worker processes forked from the run's main process, so the parent's
-process id and start time name the run: no other run, now or later, has both. Where the start
-time cannot be read (no /proc), there is no token, and the modules behave as if every earlier
-record came from another run.
+process id and start time (since boot), with the boot's id, name the run: no other run, now,
+later or after a reboot, has all three. Where they cannot be read (no /proc), there is no token,
+and the modules behave as if every earlier record came from another run.
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ import socket
 
 
 def controller_run(proc="/proc"):
-    """``host:pid:start`` of the run's main process, or None where it cannot be told."""
+    """``host:boot:pid:start`` of the run's main process, or None where it cannot be told."""
     pid = os.getppid()
     try:
         with open(os.path.join(proc, str(pid), "stat")) as handle:
             # the fields after the command name, whose parentheses may hold anything
             fields = handle.read().rsplit(")", 1)[1].split()
         start = fields[19]  # starttime, field 22 of proc(5)
+        with open(os.path.join(proc, "sys", "kernel", "random", "boot_id")) as handle:
+            boot = handle.read().strip()
     except (OSError, IndexError):
         return None
-    return "%s:%d:%s" % (socket.gethostname(), pid, start)
+    return "%s:%s:%d:%s" % (socket.gethostname(), boot, pid, start)
