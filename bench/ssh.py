@@ -84,9 +84,9 @@ def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     options = parser.parse_args(argv)
-    subprocess.run([RUNNER, "converge", "--scenario-name", "ssh"], cwd=REPO, env=ENV, check=True,
-                   stdout=subprocess.DEVNULL)
     try:
+        subprocess.run([RUNNER, "converge", "--scenario-name", "ssh"], cwd=REPO, env=ENV, check=True,
+                       stdout=subprocess.DEVNULL)
         hosts = inventory()
         calls()
         walls = {variant: [] for variant in VARIANTS}
