@@ -12,10 +12,10 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: help venv demo test lint sanity unit property fuzz integration policy molecule bench clean
+.PHONY: help venv demo test lint sanity unit property fuzz integration policy molecule compat bench clean
 
 help:
-	@echo "make demo   roll a post-auth script out to an emulated fleet of three servers"
+	@echo "make demo   roll a post-auth script out to an emulated fleet of five servers, canary first"
 	@echo "make test   run every check CI runs (lint, sanity, unit, property, integration, policy tests, Molecule)"
 	@echo "make fuzz   the property tests with 10,000 generated inventories"
 	@echo "make bench  run the benchmarks in bench/ (reports in bench/results/)"
@@ -36,12 +36,16 @@ venv: $(VENV)/.installed
 demo: venv
 	demo/run
 
-test: lint sanity unit property integration policy molecule
+test: lint sanity unit property compat integration policy molecule
 
 lint: venv
 	ruff check .
 	yamllint --strict .
 	ansible-lint
+	antsibull-changelog lint
+	@# the documentation as antsibull-docs reads it (markup, references to modules, roles and options)
+	cd .collections/ansible_collections/ovpnas/fleet && ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.collections \
+	  antsibull-docs lint-collection-docs --plugin-docs .
 
 sanity: venv
 	tests/bin/sanity
@@ -55,6 +59,17 @@ property: venv
 
 fuzz: venv
 	FUZZ_EXAMPLES=10000 $(PYTEST) -s tests/property
+
+# Every ansible-core release meta/runtime.yml admits (">=2.17.0"): the pinned one (requirements-dev.txt)
+# runs everything; the older ones run ansible-test sanity and the unit tests, each in .venv-core/VERSION.
+CORE_VERSIONS := 2.17.14 2.18.19
+
+compat: venv
+	@for version in $(CORE_VERSIONS); do \
+	  bin=$$(tests/bin/core-venv $$version); \
+	  echo "ansible-core $$version: sanity"; PATH=$$bin:$$PATH tests/bin/sanity; \
+	  echo "ansible-core $$version: unit tests"; PATH=$$bin:$$PATH $$bin/python -m pytest -q -p no:cacheprovider tests/unit; \
+	done
 
 integration: venv
 	$(PYTEST) tests/integration
@@ -76,5 +91,5 @@ bench: venv
 	$(BIN)/python bench/ssh.py
 
 clean:
-	rm -rf $(VENV) .build .demo tests/output .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-core .build .demo tests/output .pytest_cache .ruff_cache
 	@# the host images stay in Podman's storage: podman rmi --ignore localhost/ovpnas-fleet-host:{bookworm,trixie}

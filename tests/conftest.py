@@ -1,5 +1,6 @@
 """Shared fixtures: emulated Access Server roots and a way to run modules in-process."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -87,14 +88,47 @@ def make_server(tmp_path):
     return make
 
 
+try:
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # ansible-core before 2.19 reads the module arguments from basic._ANSIBLE_ARGS
+
+    @contextlib.contextmanager
+    def patch_module_args(args):
+        from ansible.module_utils import basic
+
+        saved = basic._ANSIBLE_ARGS
+        basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode("utf-8")
+        try:
+            yield
+        finally:
+            basic._ANSIBLE_ARGS = saved
+
+
+@pytest.fixture
+def module_warnings(monkeypatch):
+    """Module warnings go to the module's result, as on a managed node, and only those of this test.
+
+    From ansible-core 2.19 on, once anything imported the controller's ansible.errors (as filter
+    tests do), module.warn() goes to the controller's display instead.
+    """
+    from ansible.module_utils.common import warnings
+
+    try:
+        from ansible.module_utils import _internal
+    except ImportError:  # before 2.19
+        pass
+    else:
+        monkeypatch.setattr(_internal, "is_controller", False)
+    monkeypatch.setattr(warnings, "_global_warnings", type(warnings._global_warnings)())
+    return warnings._global_warnings
+
+
 @pytest.fixture
 def run_module(capsys, tmp_path):
     """Run a module's main() in-process with module args; return its result dict.
 
     The result carries ``failed`` as the module reported it; sacli runs for real.
     """
-    from ansible.module_utils.testing import patch_module_args
-
     remote_tmp = tmp_path / "remote_tmp"
     remote_tmp.mkdir(exist_ok=True)
 

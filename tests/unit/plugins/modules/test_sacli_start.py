@@ -187,12 +187,7 @@ def test_stopped_services_count_no_clients(make_server, run_module):
     ],
     ids=["html", "count-not-a-number", "count-a-boolean", "not-an-object", "exit"],
 )
-def test_a_summary_without_a_count_warns_and_still_starts(server, run_module, fault, monkeypatch):
-    # the module runs on the managed node: its warnings go to its result (once anything imported the controller's
-    # ansible.errors, as filter tests do, they would go to the controller's display instead)
-    from ansible.module_utils import _internal
-
-    monkeypatch.setattr(_internal, "is_controller", False)
+def test_a_summary_without_a_count_warns_and_still_starts(server, run_module, fault, module_warnings):
     server.settings(vpn_clients=3)
     server.set_fault("vpnsummary", times=1, **fault)
     result = run(run_module, server, report_clients=True)

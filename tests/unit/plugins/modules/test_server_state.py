@@ -328,13 +328,8 @@ def test_change_leaves_a_pending_record_until_a_healthy_start(server, run_module
     assert run(run_module, server, **everything())["changed"] is False
 
 
-def test_a_record_of_an_earlier_task_of_the_same_run_is_not_reported_as_never_applied(server, run_module, monkeypatch):
-    # the module's warnings go to its result, as on a managed node (see test_sacli_start), and only this test's
-    from ansible.module_utils import _internal
-    from ansible.module_utils.common import warnings
-
-    monkeypatch.setattr(_internal, "is_controller", False)
-    monkeypatch.setattr(warnings, "_global_warnings", {})
+def test_a_record_of_an_earlier_task_of_the_same_run_is_not_reported_as_never_applied(server, run_module,
+                                                                                      module_warnings):
     # the host_checker role's task writes the query file; the post_auth role's task follows before the handler
     first = run(run_module, server, run="ctl:41:900", app_verify=dict(content=QUERY_FILE))
     assert first["changed"] is True
@@ -353,7 +348,7 @@ def test_a_record_of_an_earlier_task_of_the_same_run_is_not_reported_as_never_ap
     assert record["run"] == "ctl:41:900" and {SCRIPT_KEY, QUERY_KEY} <= set(record["changes"])
     # another run (or a task that names none) finds a change that was never applied
     for other in ("ctl:42:950", None):
-        warnings._global_warnings.clear()
+        module_warnings.clear()
         later = run(run_module, server, run=other, app_verify=dict(content=QUERY_FILE))
         assert later["changed"] is True and later["restart_required"] is True
         assert QUERY_KEY in later["pending_apply"]["changes"]
