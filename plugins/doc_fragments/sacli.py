@@ -36,10 +36,6 @@ requirements:
     ATTRIBUTES = r"""
 options: {}
 attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
   idempotent:
     description:
       - When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
@@ -50,8 +46,6 @@ attributes:
     membership:
       - ovpnas.fleet.sacli
   platform:
-    description: Target OS/families that can be operated against.
-    support: N/A
     platforms: posix
 """
 

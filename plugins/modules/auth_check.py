@@ -26,6 +26,8 @@ author:
 extends_documentation_fragment:
   - ovpnas.fleet.sacli
   - ovpnas.fleet.sacli.ATTRIBUTES
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 attributes:
   check_mode:
     support: partial

@@ -22,6 +22,8 @@ author:
 extends_documentation_fragment:
   - ovpnas.fleet.sacli
   - ovpnas.fleet.sacli.ATTRIBUTES
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
   - ovpnas.fleet.sacli.SECRETS
 attributes:
   check_mode:

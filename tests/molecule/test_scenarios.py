@@ -31,8 +31,10 @@ def molecule(*args, timeout=1200, **env):
 
 def containers(prefix):
     conf = os.path.join(REPO, "molecule", "images", "containers.conf")
-    out = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True, check=True,
-                         env=dict(os.environ, CONTAINERS_CONF=conf))
+    # rootful Podman, as tests/bin/molecule runs it
+    sudo = [] if os.geteuid() == 0 else ["sudo", "--preserve-env=CONTAINERS_CONF"]
+    out = subprocess.run([*sudo, "podman", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True,
+                         check=True, env=dict(os.environ, CONTAINERS_CONF=conf))
     return [name for name in out.stdout.split() if name.startswith(prefix)]
 
 
