@@ -115,9 +115,9 @@ def module_warnings(monkeypatch):
 
     try:
         from ansible.module_utils import _internal
-    except ImportError:  # before 2.19
-        pass
-    else:
+    except ImportError:  # before 2.18
+        _internal = None
+    if hasattr(_internal, "is_controller"):  # 2.19 and later
         monkeypatch.setattr(_internal, "is_controller", False)
     monkeypatch.setattr(warnings, "_global_warnings", type(warnings._global_warnings)())
     return warnings._global_warnings

@@ -32,7 +32,8 @@ requirements:
   - OpenVPN Access Server with C(sacli) on the managed host.
 """
 
-    # Attribute descriptions, extended by the modules with their level of support.
+    # What the collection adds to ansible.builtin.action_common_attributes, which the modules list after this
+    # fragment (where two fragments describe one attribute, the first listed wins); the modules add their support.
     ATTRIBUTES = r"""
 options: {}
 attributes:
