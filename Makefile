@@ -12,11 +12,12 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: help venv demo test lint sanity unit property fuzz integration policy molecule compat bench clean
+.PHONY: help venv demo test lint docs sanity unit property fuzz integration policy molecule compat bench clean
 
 help:
 	@echo "make demo   roll a post-auth script out to an emulated fleet of five servers, canary first"
 	@echo "make test   run every check CI runs (lint, sanity, unit, property, integration, policy tests, Molecule)"
+	@echo "make docs   build the docsite (plugin and role pages, the guides) into .build/docs/build/html"
 	@echo "make fuzz   the property tests with 10,000 generated inventories"
 	@echo "make bench  run the benchmarks in bench/ (reports in bench/results/)"
 	@echo "make clean  remove the virtual environment and everything generated"
@@ -36,7 +37,7 @@ venv: $(VENV)/.installed
 demo: venv
 	demo/run
 
-test: lint sanity unit property compat integration policy molecule
+test: lint docs sanity unit property compat integration policy molecule
 
 lint: venv
 	ruff check .
@@ -46,6 +47,11 @@ lint: venv
 	@# the documentation as antsibull-docs reads it (markup, references to modules, roles and options)
 	cd .collections/ansible_collections/ovpnas/fleet && ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.collections \
 	  antsibull-docs lint-collection-docs --plugin-docs .
+
+# the docsite as antsibull-docs and Sphinx build it; a warning fails, except the named ones that
+# only mean there is no network (tests/bin/docs)
+docs: venv
+	tests/bin/docs
 
 sanity: venv
 	tests/bin/sanity

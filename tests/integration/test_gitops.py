@@ -3,7 +3,7 @@
 The example's five servers are emulated under their own names (host variables in a copy of the
 inventory point them at emulator roots); every `ansible-inventory` and `ansible-playbook`
 command of each pipeline runs with the variables the pipeline sets, from a folder laid out as
-docs/gitops.md says.
+docs/docsite/rst/gitops.rst says.
 """
 
 import json
