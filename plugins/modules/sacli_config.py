@@ -149,7 +149,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     SacliError,
     SacliRunner,
     fail_from_error,
-    mask,
+    hide_secrets,
     sacli_argument_spec,
     same_value,
     secret_matcher,
@@ -222,29 +222,23 @@ def main():
     present = module.params["state"] == "present"
     is_secret = secret_matcher(module.params["secret_keys"])
 
-    def hide_secrets(values):
-        module.no_log_values.update(v for k, v in values.items() if v and is_secret(k))
-
-    hide_secrets(desired)
+    hide_secrets(module, desired, is_secret)
     runner = SacliRunner(module)
     result = dict(changed=False, changed_keys=[], commands=[], restart_required=False)
     try:
         current = runner.config_query()
     except SacliError as exc:
         fail_from_error(module, exc, **result)
-    hide_secrets(current)
+    hide_secrets(module, current, is_secret)
 
     if present:
         changed = sorted(k for k, v in desired.items() if not same_value(current.get(k), v))
     else:
         changed = sorted(k for k in desired if k in current)
 
-    def shown(key, value):
-        return mask(value) if is_secret(key) else value
-
     diff = dict(
-        before={k: shown(k, current.get(k)) for k in changed},
-        after={k: shown(k, desired[k]) if present else None for k in changed},
+        before={k: current.get(k) for k in changed},
+        after={k: desired[k] if present else None for k in changed},
     )
     result.update(changed=bool(changed), changed_keys=changed, restart_required=bool(changed))
     value_file = module.params["value_file"]

@@ -179,8 +179,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     SacliError,
     SacliRunner,
     fail_from_error,
-    mask,
-    mask_secret_lines,
+    hide_secrets,
     parse_script_header,
     sacli_argument_spec,
     secret_matcher,
@@ -203,7 +202,7 @@ def script_facts(text, include):
         header=parse_script_header(text),
     )
     if include:
-        facts["content"] = mask_secret_lines(text)
+        facts["content"] = text
     return facts
 
 
@@ -244,13 +243,6 @@ def main():
         module.fail_json(msg="gathering users needs the users option")
     is_secret = secret_matcher(params["secret_keys"])
 
-    def shown(name, value):
-        if is_secret(name):
-            if value:
-                module.no_log_values.add(value)
-            return mask(value)
-        return value
-
     runner = SacliRunner(module)
     result = dict(changed=False)
     try:
@@ -260,14 +252,12 @@ def main():
             result["version_number"] = number.group(0) if number else None
         if gather & {"config", "post_auth", "app_verify"}:
             config = runner.config_query()
+            hide_secrets(module, config, is_secret, script=config.get(POST_AUTH_KEY))
             if "config" in gather:
                 names = params["keys"] or sorted(config)
-                result["config"] = {n: shown(n, config.get(n)) for n in names}
-                if result["config"].get(POST_AUTH_KEY) is not None:
-                    script = result["config"][POST_AUTH_KEY]
-                    result["config"][POST_AUTH_KEY] = (
-                        mask_secret_lines(script) if params["include_script"] else "<omitted: see post_auth>"
-                    )
+                result["config"] = {n: config.get(n) for n in names}
+                if result["config"].get(POST_AUTH_KEY) is not None and not params["include_script"]:
+                    result["config"][POST_AUTH_KEY] = "<omitted: see post_auth>"
             if "post_auth" in gather:
                 result["post_auth"] = script_facts(config.get(POST_AUTH_KEY), params["include_script"])
             if "app_verify" in gather:
@@ -275,9 +265,9 @@ def main():
         if "users" in gather:
             wanted = params["users"]
             props = runner.userprop_get(pfilt=wanted[0] if len(wanted) == 1 else None)
-            result["user_properties"] = {
-                name: {k: shown(k, v) for k, v in props[name].items()} for name in wanted if name in props
-            }
+            for name in wanted:
+                hide_secrets(module, props.get(name), is_secret)
+            result["user_properties"] = {name: props[name] for name in wanted if name in props}
             result["missing_users"] = [name for name in wanted if name not in props]
         if "status" in gather:
             status = runner.status()

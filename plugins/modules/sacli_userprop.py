@@ -142,7 +142,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     SacliError,
     SacliRunner,
     fail_from_error,
-    mask,
+    hide_secrets,
     sacli_argument_spec,
     secret_matcher,
     to_sacli_string,
@@ -201,9 +201,7 @@ def main():
         fail_from_error(module, exc, **result)
 
     for props in [current.get(name) or {} for name in desired] + list(desired.values()):
-        for key, value in props.items():
-            if value and is_secret(key):
-                module.no_log_values.add(value)
+        hide_secrets(module, props, is_secret)
 
     plans = plan_users(desired, current, module.params["state"] == "present", module.params["exclusive_prefixes"],
                        module.params["kind"])
@@ -212,7 +210,7 @@ def main():
     for name in sorted(plans):
         puts, deletes, delete_all = plans[name]
         have = current.get(name)
-        before[name] = None if have is None else {k: mask(v) if is_secret(k) else v for k, v in have.items()}
+        before[name] = None if have is None else dict(have)
         if delete_all:
             after[name] = None
             result["commands"].append(runner.describe("UserPropDelAll", user=name))
@@ -222,7 +220,7 @@ def main():
         new.update(puts)
         for key in deletes:
             new.pop(key, None)
-        after[name] = {k: mask(v) if is_secret(k) else v for k, v in new.items()}
+        after[name] = new
         for key in put_order(puts):
             result["commands"].append(runner.describe("UserPropPut", key=key, user=name, value=True))
         for key in deletes:

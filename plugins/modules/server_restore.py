@@ -132,8 +132,8 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     SacliError,
     SacliRunner,
     fail_from_error,
+    hide_secrets,
     sacli_argument_spec,
-    secret_lines,
     secret_matcher,
     sha256_text,
 )
@@ -217,17 +217,14 @@ def restore(module, runner, directory):
             values = {previous[0]: previous[1]}
         else:
             values = {}
-        module.no_log_values.update(v for k, v in values.items() if isinstance(v, str) and v and is_secret(k))
-        if kind == "key" and name == POST_AUTH_KEY:
-            module.no_log_values.update(secret_lines(previous))
+        hide_secrets(module, values, is_secret, script=previous if kind == "key" and name == POST_AUTH_KEY else None)
     result["change_since"] = record.get("since")
 
     try:
         config = runner.config_query()
     except SacliError as exc:
         fail_from_error(module, exc, **result)
-    module.no_log_values.update(v for k, v in config.items() if v and is_secret(k))
-    module.no_log_values.update(secret_lines(config.get(POST_AUTH_KEY)))
+    hide_secrets(module, config, is_secret, script=config.get(POST_AUTH_KEY))
     result["changed_since"] = sorted(k for k, digest in after.items() if sha256_text(config.get(k)) != digest)
     if result["changed_since"] and not module.params["force"]:
         module.fail_json(msg="keys the last change wrote were changed since (%s); nothing was restored (force=true "

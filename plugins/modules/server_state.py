@@ -355,12 +355,10 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     SacliError,
     SacliRunner,
     fail_from_error,
-    mask,
-    mask_secret_lines,
+    hide_secrets,
     parse_script_header,
     sacli_argument_spec,
     same_value,
-    secret_lines,
     secret_matcher,
     sha256_text,
     to_sacli_string,
@@ -552,10 +550,9 @@ def main():
             module.fail_json(msg="invalid configuration key %r: keys are non-empty and contain no whitespace" % key)
     script_managed, script = wanted_text(module, "post_auth", params["post_auth"])
     query_managed, query_file = wanted_text(module, "app_verify", params["app_verify"])
-    module.no_log_values.update(v for k, v in settings.items() if v and is_secret(k))
-    module.no_log_values.update(secret_lines(script if isinstance(script, str) else None))
+    hide_secrets(module, settings, is_secret, script=script if isinstance(script, str) else None)
     for props in users.values():
-        module.no_log_values.update(v for k, v in props.items() if v and is_secret(k))
+        hide_secrets(module, props, is_secret)
 
     runner = SacliRunner(module)
     directory = params["state_dir"] or fleet_dir(runner.path)
@@ -581,9 +578,6 @@ def converge(module, runner, directory, staged, wanted, is_secret):
     params = module.params
     settings, users, script, query_file = wanted["settings"], wanted["users"], wanted["script"], wanted["query_file"]
 
-    def shown(key, value):
-        return mask(value) if value is not None and is_secret(key) else value
-
     # the one read
     result = dict(changed=False, restart_required=False, changed_keys=[], changed_users=[], commands=[], reads=[])
     try:
@@ -605,10 +599,9 @@ def converge(module, runner, directory, staged, wanted, is_secret):
             module.exit_json(msg="%s; %s failed; skipped, nothing was changed" % (reason, exc.cmd), skipped=True,
                              standby=True, **result)
         fail_from_error(module, exc, **result)
-    module.no_log_values.update(v for k, v in config.items() if v and is_secret(k))
-    module.no_log_values.update(secret_lines(config.get(POST_AUTH_KEY)))
+    hide_secrets(module, config, is_secret, script=config.get(POST_AUTH_KEY))
     for name in users:
-        module.no_log_values.update(v for k, v in (current_users.get(name) or {}).items() if v and is_secret(k))
+        hide_secrets(module, current_users.get(name), is_secret)
 
     # the difference
     plan = Plan(runner, config, current_users)
@@ -661,7 +654,7 @@ def converge(module, runner, directory, staged, wanted, is_secret):
             result[option] = dict(changed=key in plan.keys, sha256_before=before, backup_file=None,
                                   sha256_after=sha256_text(plan.keys[key]) if key in plan.keys else before)
     if module._diff:
-        result["diff"] = diff(plan, config, current_users, shown)
+        result["diff"] = diff(plan, config, current_users)
     if params["report"]:
         result["live"] = live_report(config, directory)
     if not (plan.keys or plan.user_writes):
@@ -730,34 +723,34 @@ def live_report(config, directory):
     return live
 
 
-def diff(plan, config, current_users, shown):
-    """One diff per kind of change, secrets masked."""
+def diff(plan, config, current_users):
+    """One diff per kind of change (secrets are masked by ``no_log_values``)."""
     diffs = []
     keys = [k for k in sorted(plan.keys) if k not in MANAGED_ELSEWHERE]
     if keys:
         diffs.append(dict(before_header="configuration keys (live)", after_header="configuration keys (wanted)",
-                          before={k: shown(k, config.get(k)) for k in keys},
-                          after={k: shown(k, plan.keys[k]) for k in keys}))
+                          before={k: config.get(k) for k in keys},
+                          after={k: plan.keys[k] for k in keys}))
     if plan.user_writes:
         before, after = {}, {}
         for name in sorted(plan.user_writes):
             puts, deletes, delete_all = plan.user_writes[name]
             have = current_users.get(name)
-            before[name] = None if have is None else {k: shown(k, v) for k, v in sorted(have.items())}
+            before[name] = None if have is None else dict(sorted(have.items()))
             new = None
             if not delete_all:
                 new = dict(have or {}, **puts)
                 for key in deletes:
                     new.pop(key, None)
-                new = {k: shown(k, v) for k, v in sorted(new.items())}
+                new = dict(sorted(new.items()))
             after[name] = new
         diffs.append(dict(before_header="user properties (live)", after_header="user properties (wanted)",
                           before=before, after=after))
     for key in (APP_VERIFY_KEY, POST_AUTH_KEY):
         if key in plan.keys:
             diffs.append(dict(before_header="%s (live)" % key, after_header="%s (wanted)" % key,
-                              before=mask_secret_lines(config.get(key) or ""),
-                              after=mask_secret_lines(plan.keys[key] or "")))
+                              before=config.get(key) or "",
+                              after=plan.keys[key] or ""))
     return diffs
 
 

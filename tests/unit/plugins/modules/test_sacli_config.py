@@ -6,8 +6,12 @@ import stat
 import sys
 
 import pytest
+from ansible.module_utils.common.parameters import remove_values
 
 from ansible_collections.ovpnas.fleet.plugins.modules import sacli_config
+
+# how Ansible shows a value of no_log_values in a result
+HIDDEN = remove_values("secret", {"secret"})
 
 SECRET = "S3cr3t-bind-PW-4711"
 OLD_SECRET = "0ld-bind-PW-0815"
@@ -62,8 +66,8 @@ def test_secret_keys_are_masked_everywhere(server, run_module, tmp_path, diff):
     assert server.config()[BIND_PW] == SECRET
     assert result["changed_keys"] == [BIND_PW, "host.name"]
     if diff:
-        assert result["diff"]["before"][BIND_PW] == "********"
-        assert result["diff"]["after"][BIND_PW] == "********"
+        assert result["diff"]["before"][BIND_PW] == HIDDEN
+        assert result["diff"]["after"][BIND_PW] == HIDDEN
         assert result["diff"]["after"]["host.name"] == "vpn.example.com"
     dumped = json.dumps(result)
     assert SECRET not in dumped
@@ -82,7 +86,7 @@ def test_secret_keys_are_masked_everywhere(server, run_module, tmp_path, diff):
 def test_secret_masked_in_check_mode_diff(server, run_module):
     result = run(run_module, server, check_mode=True, diff=True, key=BIND_PW, value=SECRET, secret_keys=[BIND_PW])
     assert result["changed"] is True
-    assert result["diff"] == {"before": {BIND_PW: None}, "after": {BIND_PW: "********"}}
+    assert result["diff"] == {"before": {BIND_PW: None}, "after": {BIND_PW: HIDDEN}}
     assert SECRET not in json.dumps(result)
     assert BIND_PW not in server.config()
 

@@ -4,8 +4,12 @@ import hashlib
 import json
 
 import pytest
+from ansible.module_utils.common.parameters import remove_values
 
 from ansible_collections.ovpnas.fleet.plugins.modules import sacli_info
+
+# how Ansible shows a value of no_log_values in a result
+HIDDEN = remove_values("secret", {"secret"})
 
 KEY = "auth.module.post_auth_script"
 MARKER = "duo-ikey-DIXXXXXXXXXXXXXXXXXX"
@@ -52,7 +56,7 @@ def test_ldap_bind_password_is_masked_by_default(server, run_module):
     server.sacli("--key", "auth.ldap.0.bind_pw", "--value", BIND_PW, "ConfigPut")
     result = run(run_module, server, gather=["config"])
     assert not result["failed"], result
-    assert result["config"]["auth.ldap.0.bind_pw"] == "********"
+    assert result["config"]["auth.ldap.0.bind_pw"] == HIDDEN
     assert result["config"]["auth.ldap.0.name"] == "My LDAP servers"
     assert BIND_PW not in json.dumps(result)
 
@@ -122,7 +126,7 @@ def test_users(server, run_module, users, pfilt):
     props = result["user_properties"]["openvpn"]
     assert props["type"] == "user_connect"
     assert props["prop_superuser"] == "true"
-    assert props["pvt_password_digest"] == "********"
+    assert props["pvt_password_digest"] == HIDDEN
     assert result["missing_users"] == users[1:]
     assert list(result["user_properties"]) == ["openvpn"]
     assert server.commands() == ["UserPropGet"]

@@ -3,8 +3,12 @@
 import json
 
 import pytest
+from ansible.module_utils.common.parameters import remove_values
 
 from ansible_collections.ovpnas.fleet.plugins.modules import sacli_userprop
+
+# how Ansible shows a value of no_log_values in a result
+HIDDEN = remove_values("secret", {"secret"})
 
 
 def run(run_module, server, check_mode=False, diff=False, **args):
@@ -94,8 +98,8 @@ def test_password_digest_is_masked(server, run_module):
     result = run(run_module, server, diff=True, name="alice", properties={"pvt_password_digest": new_digest})
     assert not result["failed"], result
     assert server.userprops()["alice"]["pvt_password_digest"] == new_digest
-    assert result["diff"]["before"]["alice"]["pvt_password_digest"] == "********"
-    assert result["diff"]["after"]["alice"]["pvt_password_digest"] == "********"
+    assert result["diff"]["before"]["alice"]["pvt_password_digest"] == HIDDEN
+    assert result["diff"]["after"]["alice"]["pvt_password_digest"] == HIDDEN
     assert result["diff"]["after"]["alice"]["type"] == "user_connect"
     assert result["restart_required"] is False
     dumped = json.dumps(result)

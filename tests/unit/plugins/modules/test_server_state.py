@@ -2,12 +2,17 @@
 
 import json
 import os
+import re
 import stat
 import sys
 
 import pytest
+from ansible.module_utils.common.parameters import remove_values
 
 from ansible_collections.ovpnas.fleet.plugins.modules import server_state
+
+# how Ansible shows a value of no_log_values in a result
+HIDDEN = remove_values("secret", {"secret"})
 
 SCRIPT_KEY = "auth.module.post_auth_script"
 QUERY_KEY = "vpn.client.app_verify"
@@ -250,11 +255,11 @@ def test_secrets_are_masked_everywhere(server, run_module):
         for secret in ("bind-pa55", "old-bind-pa55", "JBSWY3DPEHPK3PXP", "s3cr3t-t0ken"):
             assert secret not in shown, secret
         keys = result["diff"][0]
-        assert keys["before"] == {"auth.ldap.0.bind_pw": "********"}
-        assert keys["after"] == {"auth.ldap.0.bind_pw": "********"}
-        assert result["diff"][1]["after"]["alice"]["pvt_totp_secret"] == "********"
+        assert keys["before"] == {"auth.ldap.0.bind_pw": HIDDEN}
+        assert keys["after"] == {"auth.ldap.0.bind_pw": HIDDEN}
+        assert result["diff"][1]["after"]["alice"]["pvt_totp_secret"] == HIDDEN
         assert "TOKEN = " not in result["diff"][-1]["after"]
-        assert "******** # ovpnas.fleet.secret" in result["diff"][-1]["after"]
+        assert re.search(r"^ *\*{8}  # ovpnas\.fleet\.secret$", result["diff"][-1]["after"], re.M)
     assert server.userprops()["alice"]["pvt_totp_secret"] == "JBSWY3DPEHPK3PXP"
 
 
