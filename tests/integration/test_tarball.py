@@ -10,7 +10,9 @@ from conftest import ANSIBLE_BIN, REPO, install_server, recap
 
 # what ships: galaxy.yml's build_ignore leaves out everything else of the checkout
 SHIPPED_FILES = {"README.md", "COPYING", "CHANGELOG.md", "meta/runtime.yml", "changelogs/changelog.yaml",
-                 "changelogs/config.yaml", "rollouts/example.yml"}
+                 "changelogs/config.yaml", "rollouts/example.yml",
+                 # what an execution environment needs (ansible-builder reads them from the installed collection)
+                 "meta/execution-environment.yml", "bindep.txt"}
 SHIPPED_FOLDERS = ("plugins/", "roles/", "playbooks/", "templates/", "docs/", "inventories/example/")
 SCRIPT_KEY = "auth.module.post_auth_script"
 
