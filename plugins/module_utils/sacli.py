@@ -148,8 +148,7 @@ def secret_lines(text):
     """What the lines of a script that carry the secret marker hold, for ``no_log_values``.
 
     Secrets are rendered into scripts as Python literals (quotes escaped), which masking by
-    value does not find; masking what the marked line holds does, wherever the script is shown,
-    and leaves the marker to say why the line reads ``********``.
+    value does not find; masking what the marked line holds does, wherever the script is quoted.
     """
     found = []
     for line in (text or "").split("\n"):
@@ -159,19 +158,40 @@ def secret_lines(text):
     return found
 
 
-def hide_secrets(module, values=None, is_secret=None, script=None):
+def mask_secret_lines(text):
+    """A script as it may be shown: every line that carries the secret marker reads ``********``.
+
+    ``no_log_values`` (see ``hide_secrets``) cannot mask these lines alone: a line can hold several
+    secrets, some of them escaped in their Python literals, and once Ansible has masked one of them
+    by value, the line no longer matches and the escaped ones would show. Replacing the marked
+    lines whole, before the script goes into a result, hides them whatever else is registered.
+    """
+    if not text or SECRET_MARKER not in text:
+        return text
+    lines = []
+    for line in text.split("\n"):
+        if line.rstrip().endswith(SECRET_MARKER):
+            line = "%s******** %s" % (line[:len(line) - len(line.lstrip())], SECRET_MARKER)
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def hide_secrets(module, values=None, is_secret=None, script=None, known=()):
     """Register secrets with the module's ``no_log_values``, the one way results are masked.
 
-    ``values`` maps names to values, those whose names ``is_secret`` matches are secrets;
-    ``script`` is a post-auth script, whose marked lines are. Ansible then masks each of them
+    ``values`` maps names to values, those whose names ``is_secret`` matches are secrets; ``known``
+    lists secrets as they are. Each is registered as it is and as a script's literal writes it
+    (``ascii()``: quotes, backslashes and non-ASCII characters escaped);
+    ``script`` is a post-auth script, whose marked lines are (wherever a result quotes it; a script
+    shown on purpose goes through ``mask_secret_lines`` first). Ansible then masks each of them
     wherever it occurs in the result (diffs, facts, messages, errors): a whole value shows as
     ``VALUE_SPECIFIED_IN_NO_LOG_PARAMETER``, one inside a longer text as ``********``. Results
     carry values as they are, and nothing masks them a second time. Register the live
     values too: a secret rotated away is still in the live configuration and the diff's before.
     """
-    for name, value in (values or {}).items():
-        if isinstance(value, str) and value and is_secret(name):
-            module.no_log_values.add(value)
+    found = [v for k, v in (values or {}).items() if isinstance(v, str) and v and is_secret(k)]
+    for value in found + [v for v in known if isinstance(v, str) and v]:
+        module.no_log_values.update((value, ascii(value)[1:-1]))
     module.no_log_values.update(secret_lines(script))
 
 

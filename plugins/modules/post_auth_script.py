@@ -170,6 +170,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     SacliRunner,
     fail_from_error,
     hide_secrets,
+    mask_secret_lines,
     sacli_argument_spec,
     same_value,
     sha256_text,
@@ -254,7 +255,7 @@ def main():
         desired = params["content"] if params["src"] is None else read_src(module, params["src"])
         if not desired.strip():
             module.fail_json(msg="the post-auth script is empty; use state=absent to remove the script")
-        hide_secrets(module, script=desired)
+        hide_secrets(module, script=desired, known=params["secrets"])
 
     result = dict(changed=False, commands=[], restart_required=False)
     staged = None
@@ -290,8 +291,8 @@ def main():
                 result["commands"] = [runner.describe("ConfigDel", key=POST_AUTH_KEY)]
         if module._diff:
             result["diff"] = dict(
-                before=current or "",
-                after=desired or "",
+                before=mask_secret_lines(current or ""),
+                after=mask_secret_lines(desired or ""),
                 before_header="%s (live)" % POST_AUTH_KEY,
                 after_header="%s (%s)" % (POST_AUTH_KEY, "wanted" if present else "removed"),
             )

@@ -180,6 +180,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     SacliRunner,
     fail_from_error,
     hide_secrets,
+    mask_secret_lines,
     parse_script_header,
     sacli_argument_spec,
     secret_matcher,
@@ -202,7 +203,7 @@ def script_facts(text, include):
         header=parse_script_header(text),
     )
     if include:
-        facts["content"] = text
+        facts["content"] = mask_secret_lines(text)
     return facts
 
 
@@ -256,8 +257,9 @@ def main():
             if "config" in gather:
                 names = params["keys"] or sorted(config)
                 result["config"] = {n: config.get(n) for n in names}
-                if result["config"].get(POST_AUTH_KEY) is not None and not params["include_script"]:
-                    result["config"][POST_AUTH_KEY] = "<omitted: see post_auth>"
+                if result["config"].get(POST_AUTH_KEY) is not None:
+                    result["config"][POST_AUTH_KEY] = (mask_secret_lines(result["config"][POST_AUTH_KEY])
+                                                       if params["include_script"] else "<omitted: see post_auth>")
             if "post_auth" in gather:
                 result["post_auth"] = script_facts(config.get(POST_AUTH_KEY), params["include_script"])
             if "app_verify" in gather:

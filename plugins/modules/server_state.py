@@ -356,6 +356,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     SacliRunner,
     fail_from_error,
     hide_secrets,
+    mask_secret_lines,
     parse_script_header,
     sacli_argument_spec,
     same_value,
@@ -749,8 +750,8 @@ def diff(plan, config, current_users):
     for key in (APP_VERIFY_KEY, POST_AUTH_KEY):
         if key in plan.keys:
             diffs.append(dict(before_header="%s (live)" % key, after_header="%s (wanted)" % key,
-                              before=config.get(key) or "",
-                              after=plan.keys[key] or ""))
+                              before=mask_secret_lines(config.get(key) or ""),
+                              after=mask_secret_lines(plan.keys[key] or "")))
     return diffs
 
 

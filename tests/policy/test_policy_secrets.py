@@ -165,7 +165,7 @@ def test_check_mode_changed_nothing(fleet_runs):
         assert fleet_runs["scripts_after_check"][name] is None
     # and showed the scripts it would load, masked
     output = fleet_runs["runs"]["check"].result.stdout
-    assert re.search(r"^\+ *\*{8} +%s$" % re.escape(SECRET_MARKER), output, re.M)
+    assert "+******** %s" % SECRET_MARKER in output
 
 
 def test_rotated_key_shows_as_a_masked_change(fleet_runs):
@@ -250,7 +250,7 @@ def test_sacli_info_shows_the_secrets_masked(fleet_runs, run_module):
                                               "gather": ["post_auth", "config"], "users": ["alice", "bob"]})
         assert not result["failed"], result
         content = result["post_auth"]["content"]
-        assert re.search(r"^ *\*{8} +%s$" % re.escape(SECRET_MARKER), content, re.M), name
+        assert "******** %s" % SECRET_MARKER in content, name
         assert content == result["config"][SCRIPT_KEY]
         assert "def post_auth" in content
         assert result["post_auth"]["header"]["generator"] == "ovpnas.fleet"

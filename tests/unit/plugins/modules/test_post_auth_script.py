@@ -2,6 +2,7 @@
 
 import glob
 import hashlib
+import json
 import os
 import stat
 
@@ -180,3 +181,17 @@ def test_trailing_newlines_are_not_a_change(server, run_module, stored, wanted):
     assert result["changed"] is False
     assert result["sha256_before"] == result["sha256_after"] == sha(OLD)
     assert server.commands() == ["ConfigQuery"]
+
+
+@pytest.mark.parametrize("check_mode", [False, True], ids=["real", "check"])
+def test_a_marked_line_with_several_secrets_shows_none_of_them(server, run_module, check_mode):
+    # one secret written as it is, one whose literal escapes its quotes (as ascii() writes it), both
+    # given in `secrets`: once Ansible masks one of them, the line no longer matches as a whole, and
+    # yet neither shows, in the diff (the marked line reads ******** whole) or anywhere else
+    plain, quoted = "plain-s3cret-value", "it's \"s3cret\""
+    script = NEW + "SECRETS = {'a': %s, 'b': %s}  # ovpnas.fleet.secret\n" % (ascii(plain), ascii(quoted))
+    load(server, OLD)
+    result = run(run_module, server, check_mode=check_mode, diff=True, content=script, secrets=[plain, quoted])
+    assert result["changed"] is True, result
+    assert result["diff"]["after"].splitlines()[-1] == "******** # ovpnas.fleet.secret"
+    assert "s3cret" not in json.dumps(result)
