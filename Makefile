@@ -12,12 +12,13 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: help venv demo test lint docs sanity unit property fuzz integration policy molecule compat bench clean
+.PHONY: help venv demo test lint docs sanity unit property fuzz integration policy molecule ee compat bench clean
 
 help:
 	@echo "make demo   roll a post-auth script out to an emulated fleet of five servers, canary first"
 	@echo "make test   run every check CI runs (lint, sanity, unit, property, integration, policy tests, Molecule)"
 	@echo "make docs   build the docsite (plugin and role pages, the guides) into .build/docs/build/html"
+	@echo "make ee     build the execution environment image (ansible-builder, Podman) and deploy with it (ansible-navigator)"
 	@echo "make fuzz   the property tests with 10,000 generated inventories"
 	@echo "make bench  run the benchmarks in bench/ (reports in bench/results/)"
 	@echo "make clean  remove the virtual environment and everything generated"
@@ -37,7 +38,7 @@ venv: $(VENV)/.installed
 demo: venv
 	demo/run
 
-test: lint docs sanity unit property compat integration policy molecule
+test: lint docs sanity unit property compat integration policy molecule ee
 
 lint: venv
 	ruff check .
@@ -90,6 +91,12 @@ policy: venv
 molecule: venv
 	$(PYTEST) tests/molecule
 
+# the collection in an execution environment: tests/bin/ee builds localhost/ovpnas-fleet-ee:VERSION with
+# ansible-builder 3 on the debootstrap base (no registry, no Galaxy) and rolls the script out to two
+# emulated servers with ansible-navigator, twice (`make integration` checks only the build context)
+ee: venv
+	OVPNAS_EE=1 $(PYTEST) tests/integration/test_ee.py
+
 bench: venv
 	$(BIN)/pip install --quiet --disable-pip-version-check --requirement bench/requirements.txt
 	$(BIN)/python bench/fleet.py
@@ -98,4 +105,4 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) .venv-core .build .demo tests/output .pytest_cache .ruff_cache
-	@# the host images stay in Podman's storage: podman rmi --ignore localhost/ovpnas-fleet-host:{bookworm,trixie}
+	@# the images stay in Podman's storage: podman rmi --ignore localhost/ovpnas-fleet-host:{bookworm,trixie} localhost/ovpnas-fleet-ee:0.1.0
