@@ -15,8 +15,6 @@
 from __future__ import annotations
 
 import ast
-import fnmatch
-import hashlib
 import json
 import os
 import re
@@ -27,16 +25,6 @@ POST_AUTH_KEY = "auth.module.post_auth_script"
 APP_VERIFY_KEY = "vpn.client.app_verify"
 VALUE_FILE_PLACEHOLDER = "<private file>"
 TIMEOUT_RC = 124
-
-# Configuration keys and user properties whose values are secrets (shell-style patterns): masked
-# in every diff and result of every module, whatever else a task names.
-# The configuration keys and user properties whose values every module of the collection masks
-# (documented in the ovpnas.fleet.sacli.SECRETS doc fragment; the secret_keys options add to it):
-# LDAP bind passwords, RADIUS shared secrets, SAML and web server private keys, database and
-# other passwords, secrets and tokens, password digests and TOTP seeds.
-SECRET_PATTERNS = ("auth.ldap.*.bind_pw", "auth.radius.*.secret", "*password*", "*passwd*", "*_pw", "*secret*",
-                   "*token*", "*priv_key*", "*private_key*", "*.sp_key*", "pvt_*_digest", "pvt_google_auth_secret*",
-                   "pvt_totp_secret*")
 
 # Severities in the `errors` object of `start` that report, not fail.
 INFORMATIONAL_SEVERITIES = frozenset(("info", "debug", "notice"))
@@ -124,13 +112,6 @@ def same_value(current, desired):
     return current == desired or current.rstrip("\r\n") == desired.rstrip("\r\n")
 
 
-def sha256_text(text):
-    """sha256 of a stored text, after the same trailing-newline normalisation."""
-    if text is None:
-        return None
-    return hashlib.sha256(text.rstrip("\r\n").encode("utf-8")).hexdigest()
-
-
 def withheld(output, limit=200):
     """Output of a read that may hold secrets, made safe to put in an error."""
     if not output:
@@ -139,66 +120,6 @@ def withheld(output, limit=200):
     if len(text) <= limit and not text.startswith(("{", '"', "[")):
         return output
     return "<%d bytes withheld: this output may hold secrets>" % len(output)
-
-
-SECRET_MARKER = "# ovpnas.fleet.secret"
-
-
-def secret_lines(text):
-    """What the lines of a script that carry the secret marker hold, for ``no_log_values``.
-
-    Secrets are rendered into scripts as Python literals (quotes escaped), which masking by
-    value does not find; masking what the marked line holds does, wherever the script is quoted.
-    """
-    found = []
-    for line in (text or "").split("\n"):
-        line = line.rstrip()
-        if line.endswith(SECRET_MARKER) and line[:-len(SECRET_MARKER)].strip():
-            found.append(line[:-len(SECRET_MARKER)].strip())
-    return found
-
-
-def mask_secret_lines(text):
-    """A script as it may be shown: every line that carries the secret marker reads ``********``.
-
-    ``no_log_values`` (see ``hide_secrets``) cannot mask these lines alone: a line can hold several
-    secrets, some of them escaped in their Python literals, and once Ansible has masked one of them
-    by value, the line no longer matches and the escaped ones would show. Replacing the marked
-    lines whole, before the script goes into a result, hides them whatever else is registered.
-    """
-    if not text or SECRET_MARKER not in text:
-        return text
-    lines = []
-    for line in text.split("\n"):
-        if line.rstrip().endswith(SECRET_MARKER):
-            line = "%s******** %s" % (line[:len(line) - len(line.lstrip())], SECRET_MARKER)
-        lines.append(line)
-    return "\n".join(lines)
-
-
-def hide_secrets(module, values=None, is_secret=None, script=None, known=()):
-    """Register secrets with the module's ``no_log_values``, the one way results are masked.
-
-    ``values`` maps names to values, those whose names ``is_secret`` matches are secrets; ``known``
-    lists secrets as they are. Each is registered as it is and as a script's literal writes it
-    (``ascii()``: quotes, backslashes and non-ASCII characters escaped);
-    ``script`` is a post-auth script, whose marked lines are (wherever a result quotes it; a script
-    shown on purpose goes through ``mask_secret_lines`` first). Ansible then masks each of them
-    wherever it occurs in the result (diffs, facts, messages, errors): a whole value shows as
-    ``VALUE_SPECIFIED_IN_NO_LOG_PARAMETER``, one inside a longer text as ``********``. Results
-    carry values as they are, and nothing masks them a second time. Register the live
-    values too: a secret rotated away is still in the live configuration and the diff's before.
-    """
-    found = [v for k, v in (values or {}).items() if isinstance(v, str) and v and is_secret(k)]
-    for value in found + [v for v in known if isinstance(v, str) and v]:
-        module.no_log_values.update((value, ascii(value)[1:-1]))
-    module.no_log_values.update(secret_lines(script))
-
-
-def secret_matcher(patterns=()):
-    """A test for names whose values are secrets: the built-in patterns and ``patterns``."""
-    every = tuple(SECRET_PATTERNS) + tuple(patterns or ())
-    return lambda name: any(fnmatch.fnmatchcase(name, p) for p in every)
 
 
 # --- parsing ------------------------------------------------------------------
@@ -284,24 +205,6 @@ def services_not_up(status):
 
 # What a write prints when it prints anything: `[True, {}]` (older versions)
 WRITE_ANSWER = re.compile(r"^\[\s*True\s*(,.*)?\]$", re.DOTALL)
-
-HEADER_FIELD = re.compile(r"^#\s*ovpnas\.fleet\.([A-Za-z0-9_]+):\s*(.*?)\s*$")
-
-
-def parse_script_header(text):
-    """The ``# ovpnas.fleet.<field>: value`` lines of a generated script's header."""
-    fields = {}
-    for line in (text or "").splitlines():
-        stripped = line.strip()
-        if not stripped:
-            continue
-        if not stripped.startswith("#"):
-            break
-        match = HEADER_FIELD.match(stripped)
-        if match:
-            fields[match.group(1)] = match.group(2)
-    return fields
-
 
 # --- the runner -----------------------------------------------------------------
 

@@ -12,7 +12,6 @@ folder the caller gives (mode 0700, files 0600) and removed with it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
@@ -79,32 +78,3 @@ def check_script(module, directory, content, python, interpreters, harness, case
                                    rc=rc, policy=report)
         passed = report.get("passed", 0)
     return dict(interpreters=compiled, cases_passed=passed)
-
-
-# The last line of a generated script: the sha256 of everything above it. A script whose seal
-# holds is exactly what its identity line says it is, so an equal identity needs no rendering.
-SEAL = "# ovpnas.fleet.sha256: "
-IDENTITY = "# ovpnas.fleet.identity: "
-
-
-def seal(text):
-    """``text`` (ending with a newline) with its seal appended."""
-    if not text.endswith("\n"):
-        text += "\n"
-    return "%s%s%s\n" % (text, SEAL, hashlib.sha256(text.encode("utf-8")).hexdigest())
-
-
-def sealed_identity(text):
-    """The identity a generated script declares, if its seal holds; None for any other text."""
-    if not text:
-        return None
-    body, sep, last = text.rstrip("\n").rpartition("\n")
-    if not sep or not last.startswith(SEAL):
-        return None
-    body += "\n"
-    if last[len(SEAL):].strip() != hashlib.sha256(body.encode("utf-8")).hexdigest():
-        return None
-    for line in body.splitlines()[:20]:
-        if line.startswith(IDENTITY):
-            return line[len(IDENTITY):].strip() or None
-    return None

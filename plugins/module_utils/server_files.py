@@ -27,7 +27,7 @@ import socket
 import tempfile
 import time
 
-from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import sha256_text
+from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import sha256_text
 
 
 class LockTimeoutError(Exception):

@@ -169,12 +169,11 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     SacliError,
     SacliRunner,
     fail_from_error,
-    hide_secrets,
-    mask_secret_lines,
     sacli_argument_spec,
     same_value,
-    sha256_text,
 )
+from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import mask_secret_lines, sha256_text
+from ansible_collections.ovpnas.fleet.plugins.module_utils.secrets import hide_secrets
 from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import fleet_dir, write_backup
 
 # Runs in the validating interpreter, which may be as old as Python 3.6:

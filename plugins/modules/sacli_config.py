@@ -149,12 +149,11 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     SacliError,
     SacliRunner,
     fail_from_error,
-    hide_secrets,
     sacli_argument_spec,
     same_value,
-    secret_matcher,
     to_sacli_string,
 )
+from ansible_collections.ovpnas.fleet.plugins.module_utils.secrets import hide_secrets, secret_matcher
 
 
 def desired_state(module):

@@ -179,15 +179,16 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     SacliError,
     SacliRunner,
     fail_from_error,
-    hide_secrets,
+    sacli_argument_spec,
+)
+from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import (
     mask_secret_lines,
     parse_script_header,
-    sacli_argument_spec,
-    secret_matcher,
+    query_file_entries,
     sha256_text,
 )
+from ansible_collections.ovpnas.fleet.plugins.module_utils.secrets import hide_secrets, secret_matcher
 
-APP_VERIFY_LINE = re.compile(r"^(?:(?P<platform>win|mac|all):)?(?P<name>[A-Za-z0-9_]+)=(?P<regex>.*)$")
 ENTRY_POINT = re.compile(r"^def\s+(post_auth_cr|post_auth)\s*\(", re.MULTILINE)
 
 
@@ -210,13 +211,7 @@ def script_facts(text, include):
 def app_verify_facts(text):
     if text is None:
         return dict(present=False, content=None, sha256=None, entries=[])
-    entries = []
-    for line in text.splitlines():
-        match = APP_VERIFY_LINE.match(line.strip())
-        if match:
-            entries.append(dict(platform=match.group("platform") or "all", name=match.group("name"),
-                                regex=match.group("regex")))
-    return dict(present=True, content=text, sha256=sha256_text(text), entries=entries)
+    return dict(present=True, content=text, sha256=sha256_text(text), entries=query_file_entries(text))
 
 
 def main():

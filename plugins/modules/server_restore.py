@@ -132,11 +132,10 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     SacliError,
     SacliRunner,
     fail_from_error,
-    hide_secrets,
     sacli_argument_spec,
-    secret_matcher,
-    sha256_text,
 )
+from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import sha256_text
+from ansible_collections.ovpnas.fleet.plugins.module_utils.secrets import hide_secrets, secret_matcher
 from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import (
     HostLock,
     LockTimeoutError,

@@ -343,7 +343,6 @@ commands:
 """
 
 import os
-import re
 import shutil
 
 from ansible.module_utils.basic import AnsibleModule
@@ -355,20 +354,19 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     SacliError,
     SacliRunner,
     fail_from_error,
-    hide_secrets,
-    mask_secret_lines,
-    parse_script_header,
     sacli_argument_spec,
     same_value,
-    secret_matcher,
-    sha256_text,
     to_sacli_string,
 )
-from ansible_collections.ovpnas.fleet.plugins.module_utils.script_check import (
-    ScriptCheckError,
-    check_script,
+from ansible_collections.ovpnas.fleet.plugins.module_utils.script_check import ScriptCheckError, check_script
+from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import (
+    mask_secret_lines,
+    parse_script_header,
+    query_file_entries,
     sealed_identity,
+    sha256_text,
 )
+from ansible_collections.ovpnas.fleet.plugins.module_utils.secrets import hide_secrets, secret_matcher
 from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import (
     HostLock,
     LockTimeoutError,
@@ -383,7 +381,6 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import (
 )
 from ansible_collections.ovpnas.fleet.plugins.module_utils.userprops import needs_restart, plan_users, put_order
 
-APP_VERIFY_LINE = re.compile(r"^(?:(win|mac|all):)?([A-Za-z0-9_]+)=")
 MANAGED_ELSEWHERE = (POST_AUTH_KEY, APP_VERIFY_KEY)
 
 
@@ -460,22 +457,13 @@ class Plan:
 
 
 def covered(entries, app):
-    """Whether query file entries [(platform, NAME)] make clients report ``app`` on its platforms."""
+    """Whether the entries of a query file (``query_file_entries``) make clients report ``app`` on its platforms."""
     platforms = {"win", "mac"} if app.get("platform", "all") == "all" else {app["platform"]}
     listed = set()
-    for platform, name in entries:
-        if name == app["name"]:
-            listed |= {"win", "mac"} if platform == "all" else {platform}
+    for entry in entries:
+        if entry["name"] == app["name"]:
+            listed |= {"win", "mac"} if entry["platform"] == "all" else {entry["platform"]}
     return platforms <= listed
-
-
-def query_file_entries(text):
-    entries = []
-    for line in (text or "").splitlines():
-        match = APP_VERIFY_LINE.match(line.strip())
-        if match:
-            entries.append((match.group(1) or "all", match.group(2)))
-    return entries
 
 
 def wanted_text(module, name, option):

@@ -23,7 +23,7 @@ from ansible.errors import AnsibleError
 from ansible.module_utils.ansible_release import __version__ as ansible_version
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.ovpnas.fleet.plugins.module_utils.script_check import seal
+from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import seal
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils.post_auth import (
     SHOWN,
     SettingsError,

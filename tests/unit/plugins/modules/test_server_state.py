@@ -403,7 +403,7 @@ def test_staging_is_private_and_a_killed_run_leaves_nothing(server, run_module):
 
 def identified(identity):
     """A generated script: its identity in the header, sealed."""
-    from ansible_collections.ovpnas.fleet.plugins.module_utils.script_check import seal
+    from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import seal
 
     return seal(SCRIPT.replace("# ovpnas.fleet.version: 0.1.0\n",
                                "# ovpnas.fleet.version: 0.1.0\n# ovpnas.fleet.identity: %s\n" % identity))

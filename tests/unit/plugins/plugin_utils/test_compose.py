@@ -6,7 +6,7 @@ import shutil
 import pytest
 import yaml
 
-from ansible_collections.ovpnas.fleet.plugins.module_utils.script_check import seal, sealed_identity
+from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import seal, sealed_identity
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils import compose
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))

@@ -1,0 +1,49 @@
+"""The formats of what the collection loads: the script's header, seal and secret marker, the query file."""
+
+from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import (
+    mask_secret_lines,
+    parse_script_header,
+    query_file_entries,
+    seal,
+    sealed_identity,
+    secret_lines,
+    sha256_text,
+)
+
+
+def test_script_header():
+    text = (
+        "#!/usr/bin/env python3\n# ovpnas.fleet.version: 0.1.0\n#ovpnas.fleet.features: a, b\n\n"
+        "x = 1\n# ovpnas.fleet.late: no\n"
+    )
+    assert parse_script_header(text) == {"version": "0.1.0", "features": "a, b"}
+    assert parse_script_header(None) == {}
+
+
+def test_marked_lines_are_found_and_masked_whole():
+    text = "A = 1\n    B = 'x'  # ovpnas.fleet.secret\n# ovpnas.fleet.secret\nC = 2"
+    assert secret_lines(text) == ["B = 'x'"]
+    assert mask_secret_lines(text) == "A = 1\n    ******** # ovpnas.fleet.secret\n******** # ovpnas.fleet.secret\nC = 2"
+    assert mask_secret_lines("A = 1") == "A = 1" and mask_secret_lines(None) is None
+
+
+def test_query_file_entries():
+    text = "# a comment\nFIREFOX=^mozilla firefox\nwin:OFFICE=^microsoft office\nbad line\nmac:X_1=a=b\n"
+    assert query_file_entries(text) == [
+        dict(platform="all", name="FIREFOX", regex="^mozilla firefox"),
+        dict(platform="win", name="OFFICE", regex="^microsoft office"),
+        dict(platform="mac", name="X_1", regex="a=b"),
+    ]
+    assert query_file_entries(None) == []
+
+
+def test_seal_and_identity():
+    sealed = seal("# ovpnas.fleet.identity: abc\nx = 1")
+    assert sealed_identity(sealed) == "abc"
+    assert sealed_identity(sealed.replace("x = 1", "x = 2")) is None
+    assert sealed_identity("# ovpnas.fleet.identity: abc\n") is None
+
+
+def test_sha256_ignores_trailing_newlines_only():
+    assert sha256_text("a\n\n") == sha256_text("a") != sha256_text(" a")
+    assert sha256_text(None) is None
