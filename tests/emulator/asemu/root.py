@@ -15,7 +15,8 @@ DEFAULT_SETTINGS = {
     # "list": they print `[True, {}]` (older versions)
     "configput_output": "silent",
     # "full": start prints `RunStart warm None`, the JSON object and a
-    # `WILL_RESTART [...]` line; "json": the JSON object alone
+    # `WILL_RESTART [...]` line; "spaced": the same with a blank line before
+    # WILL_RESTART (both are seen in public outputs); "json": the JSON object alone
     "start_output": "full",
     # whether ConfigPut strips trailing newlines from --value_file content
     # (the real behaviour is unknown: modules must work with both)

@@ -20,18 +20,20 @@ from asemu.store import Store
 
 CONFIG_PROFILE = "Default"
 
-# Which services a change of a key (by prefix) restarts.  What the real
-# server restarts is not known; the modules do not depend on this.
+# Which services a change of a key (by prefix) restarts.  What the real server restarts is known
+# for cs.* only (client_query, iptables_web and web, not api); the modules do not depend on this.
 RESTARTS = (
     ("auth.", ("auth", "api")),
     ("vpn.client.", ("client_query", "web")),
     ("vpn.daemon.", ("openvpn_0", "openvpn_1", "iptables_openvpn", "ip6tables_openvpn")),
     ("vpn.server.", ("openvpn_0", "openvpn_1", "iptables_openvpn", "ip6tables_openvpn")),
-    ("cs.", ("web", "api")),
+    ("cs.", ("client_query", "iptables_web", "web")),
     ("admin_ui.", ("web", "api")),
     ("host.", ("web", "openvpn_0", "openvpn_1")),
 )
-WILL_RESTART_NAMES = {"web": "web", "client_query": "client", "openvpn_0": "openvpn", "auth": "auth"}
+# The names `start` prints in its WILL_RESTART line, in the order the server restarts them (not
+# sorted: a real server prints `WILL_RESTART ['web', 'client']`).
+WILL_RESTART_ORDER = (("web", "web"), ("client_query", "client"), ("openvpn_0", "openvpn"), ("auth", "auth"))
 
 # what sacli prints on a failover standby, where the agent does not run (the
 # real wording is unknown)
@@ -272,9 +274,11 @@ class Sacli(object):
         if self.settings["start_output"] == "json":
             print(body)
         else:
-            will = sorted({WILL_RESTART_NAMES[s] for s in restarted if s in WILL_RESTART_NAMES})
+            will = [name for service, name in WILL_RESTART_ORDER if service in restarted]
             print("RunStart %s None" % mode)
             print(body)
+            if self.settings["start_output"] == "spaced":
+                print()
             print("WILL_RESTART %r" % (will,))
 
     def stop(self):

@@ -207,6 +207,25 @@ def test_start_restarts_only_after_a_change(server):
     assert changed_will and all(isinstance(name, str) for name in changed_will)
 
 
+def test_a_web_certificate_change_restarts_web_and_the_client_query_in_order(server):
+    # as a real server after a cs.* change: client_query, iptables_web and web restart, api stays on,
+    # and WILL_RESTART lists them in the order they restart, not sorted
+    parse_start(server.sacli("start").stdout)
+    server.sacli("--key", "cs.cert", "--value", "-----BEGIN CERTIFICATE-----", "ConfigPut")
+    result, will = parse_start(server.sacli("start").stdout)
+    restarted = sorted(name for name, state in result["service_status"].items() if state == "restarted")
+    assert restarted == ["client_query", "iptables_web", "web"]
+    assert result["service_status"]["api"] == "on"
+    assert will == ["web", "client"]
+
+
+def test_start_output_spaced_has_a_blank_line_before_will_restart(server):
+    server.settings(start_output="spaced")
+    lines = server.sacli("start").stdout.splitlines()
+    assert lines[0] == "RunStart warm None" and lines[-2] == "" and lines[-1].startswith("WILL_RESTART [")
+    assert json.loads("\n".join(lines[1:-2]))["errors"] == {}
+
+
 def test_start_output_json_setting(server, make_server):
     server.settings(start_output="json")
     from_setting = server.sacli("start").stdout

@@ -20,21 +20,21 @@ def run(run_module, server, check_mode=False, **args):
     return run_module(sacli_start.main, args, check_mode=check_mode)
 
 
-@pytest.mark.parametrize("output", ["full", "json"])
-def test_both_start_outputs(server, run_module, output):
+@pytest.mark.parametrize("output", ["full", "spaced", "json"])
+def test_every_start_output(server, run_module, output):
     server.settings(start_output=output)
     server.sacli("--key", "cs.https.port", "--value", "8443", "ConfigPut")
     result = run(run_module, server)
     assert not result["failed"], result
     assert result["changed"] is True
-    assert result["restarted"] == ["api", "web"]
+    assert result["restarted"] == ["client_query", "iptables_web", "web"]
     assert result["commands"] == ["sacli start"]
     assert result["status_checks"] == 1
     assert result["last_restarted"]
     assert result["service_status"]["web"] == "on"
-    if output == "full":
+    if output != "json":
         assert result["run_start"] == "warm"
-        assert result["will_restart"] == ["web"]
+        assert result["will_restart"] == ["web", "client"]
     else:
         assert result["run_start"] is None
         assert result["will_restart"] is None
