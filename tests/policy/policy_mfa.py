@@ -270,7 +270,7 @@ def lines_with(text, value):
     return [line for line in text.splitlines() if value in line]
 
 
-# What Access Server is known to offer on crstate (../shared/access-server.md): `in`, get, item
+# What Access Server is known to offer on crstate (docs/access-server.md): `in`, get, item
 # set, response(), expire(), challenge_post_auth(). Scripts must not count on more.
 CRSTATE_OPERATIONS = {"get", "response", "expire", "challenge_post_auth"}
 

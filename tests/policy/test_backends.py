@@ -32,7 +32,9 @@ def report(authret, info):
         entries = [e for e in l.response if e['type'] == 'searchResEntry']
         groups = sorted(str(g) for g in entries[0]['attributes'].get('memberOf', []))
         dns = [e['dn'] for e in entries]
-    return {'flavour': flavour, 'groups': groups, 'dns': dns, 'user_dn': info['user_dn'],
+    # as OpenVPN's own LDAP group-mapping script reads the name attribute
+    uname_attr = info['ldap_context'].authldap.parms['uname_attr']
+    return {'flavour': flavour, 'groups': groups, 'dns': dns, 'user_dn': info['user_dn'], 'uname_attr': uname_attr,
             'search_base': info['search_base'], 'user': authret['user'], 'method': info['auth_method']}
 """
 
@@ -51,7 +53,9 @@ def report(authret, info):
         entries = [(dn, attrs) for dn, attrs in found if dn]
         groups = sorted(g.decode('utf-8') for g in entries[0][1].get('memberOf', []))
         dns = [dn for dn, attrs in entries]
-    return {'flavour': flavour, 'groups': groups, 'dns': dns, 'user_dn': info['user_dn'],
+    # as OpenVPN's own LDAP group-mapping script reads the name attribute
+    uname_attr = info['ldap_context'].authldap.parms['uname_attr']
+    return {'flavour': flavour, 'groups': groups, 'dns': dns, 'user_dn': info['user_dn'], 'uname_attr': uname_attr,
             'search_base': info['search_base'], 'user': authret['user'], 'method': info['auth_method']}
 """
 
@@ -131,7 +135,7 @@ def test_ldap_login_hands_the_script_a_service_connection(slapd, make_server, tm
         assert fields["user"] == user
         seen = report(fields)
         assert seen == {
-            "flavour": True, "groups": slapd.groups_of(user), "dns": [slapd.user_dn(user)],
+            "flavour": True, "groups": slapd.groups_of(user), "dns": [slapd.user_dn(user)], "uname_attr": "uid",
             "user_dn": slapd.user_dn(user), "search_base": slapd.users_base_dn, "user": user, "method": "ldap",
         }
 
@@ -161,7 +165,7 @@ def test_ldap_challenge_answer_gets_a_fresh_context(slapd, server, tmp_path, api
     second = login(server, "alice", "CRV1::%s::4242" % state_id)
     assert second["status"] == "SUCCEED", second
     seen = report(second)
-    assert seen["flavour"] is True
+    assert seen["flavour"] is True and seen["uname_attr"] == "uid"
     assert seen["groups"] == [ADMINS, USERS]
     assert seen["user_dn"] == seen["first_user_dn"] == slapd.user_dn("alice")
 

@@ -45,14 +45,20 @@ def install_pyovpn():
         sys.modules["pyovpn.plugin"] = plugin
 
 
+class AuthRet(dict):
+    """authret as Access Server passes it: a dict that also takes attributes (``authret.state = ...``)."""
+
+
 class Ldap3Context:
     """Answers like an ldap3 Connection: the user's memberOf values, and the listed groups."""
 
-    def __init__(self, user_dn, groups):
+    def __init__(self, user_dn, groups, uname_attr="uid"):
         self.user_dn = user_dn
         self.groups = groups
         self.response = []
         self.result = {"result": 0, "description": "success"}
+        # the LDAP method's settings, as OpenVPN's own group-mapping script reads them
+        self.authldap = types.SimpleNamespace(parms={"uname_attr": uname_attr})
 
     def __enter__(self):
         return self
@@ -87,12 +93,15 @@ class CRState(dict):
         dict.__init__(self)
         self.answer = answer_text
         self.challenge = None
+        self.expired = False
 
     def response(self):
         return self.answer
 
     def expire(self):
-        self.clear()
+        # ends the transaction: nothing is kept for a next login, but the state stays readable
+        # until the script returns
+        self.expired = True
 
     def challenge_post_auth(self, authret, text, echo=False):
         self.challenge = {"text": text, "echo": bool(echo)}
@@ -136,7 +145,8 @@ def arguments(case, namespace, answering=False):
     if ldap is not None:
         user_dn = ldap.get("user_dn", "uid=%s,ou=people,dc=example,dc=com" % case["user"])
         kind = PythonLdapContext if ldap.get("api") == "python-ldap" else Ldap3Context
-        info.update(user_dn=user_dn, ldap_context=kind(user_dn, list(ldap.get("groups") or [])))
+        info.update(user_dn=user_dn, ldap_context=kind(user_dn, list(ldap.get("groups") or []),
+                                                        ldap.get("uname_attr", "uid")))
     if case.get("radius_reply") is not None:
         reply = {}
         for key, values in case["radius_reply"].items():
@@ -180,7 +190,7 @@ def run_case(namespace, case):
     if isinstance(namespace.get("post_json"), ScriptedHttp):
         namespace["post_json"].replies = dict(case.get("http_replies") or {})
     authret, save, crstate = call(namespace, arguments(case, namespace), CRState())
-    if crstate.challenge and response is not None:
+    if crstate.challenge and not crstate.expired and response is not None:
         # the client reconnects with the answer; the state the script kept comes along
         crstate.answer, crstate.challenge = str(response), None
         authret, save, crstate = call(namespace, arguments(case, namespace, answering=True), crstate)
@@ -188,7 +198,9 @@ def run_case(namespace, case):
 
 
 def call(namespace, args, crstate):
+    """Call the script's entry point with (authcred, attributes, authret, info) as Access Server does."""
     entry = namespace.get("post_auth_cr") or namespace.get("post_auth")
+    args = args[:2] + (AuthRet(args[2]),) + tuple(args[3:])
     call_args = args + (crstate,) if "post_auth_cr" in namespace else args
     outcome = {}
 
@@ -208,11 +220,18 @@ def call(namespace, args, crstate):
         authret = dict(args[2], status=FAIL, reason="post_auth raised %s" % outcome["error"])
         return authret, {}, crstate
     value = outcome.get("value")
-    if isinstance(value, tuple):
-        authret, save = value[0], value[1] or {}
+    if isinstance(value, tuple) and len(value) == 2:
+        authret, save = value
     else:
-        authret, save = value, {}
-    return authret, save, crstate
+        authret, save = value, None
+    # what Access Server does with a return that is not authret (and proplist_save)
+    if not isinstance(authret, dict) or "status" not in authret:
+        return dict(args[2], status=FAIL, reason="post_auth returned %s instead of authret"
+                    % type(authret).__name__), {}, crstate
+    if save is not None and not isinstance(save, dict):
+        return dict(authret, status=FAIL, reason="post_auth returned a %s as proplist_save"
+                    % type(save).__name__), {}, crstate
+    return authret, save or {}, crstate
 
 
 def check(case, authret, save, crstate):

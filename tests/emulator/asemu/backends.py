@@ -401,7 +401,7 @@ def _ldap_login(backend, settings, uri, username, password):
         else:
             context = service
         keep = True
-        info = {"user_dn": dn, "search_base": settings.base, "ldap_context": context}
+        info = {"user_dn": dn, "search_base": settings.base, "ldap_context": with_authldap(context, settings)}
         return Result(True, "LDAP auth succeeded", user=canonical, info=info)
     finally:
         if not keep:
@@ -419,6 +419,23 @@ def _canonical(names, username):
     return names[0] if names else username
 
 
+class AuthLdap(object):
+    """``info['ldap_context'].authldap``: the LDAP method's settings, as the server attaches them.
+
+    OpenVPN's own LDAP group-mapping script reads ``.authldap.parms['uname_attr']``; nothing else
+    of it is known.
+    """
+
+    def __init__(self, settings):
+        self.parms = {"uname_attr": settings.uname_attr}
+
+
+def with_authldap(context, settings):
+    if context is not None:
+        context.authldap = AuthLdap(settings)
+    return context
+
+
 def ldap_context(config, api="ldap3"):
     """A fresh info['ldap_context'] bound as the service account (for the answer to a challenge).
 
@@ -426,6 +443,11 @@ def ldap_context(config, api="ldap3"):
     (``with`` binds it again), None when no server is configured or the
     library is missing.
     """
+    context, error = _service_context(config, api)
+    return with_authldap(context, LdapSettings(config)), error
+
+
+def _service_context(config, api):
     settings = LdapSettings(config)
     if not settings.servers:
         return None, "no LDAP server configured"

@@ -137,7 +137,8 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--start-output", choices=("full", "spaced", "json"), default=DEFAULT_SETTINGS["start_output"],
-        help="start prints RunStart/JSON/WILL_RESTART (full), the same with a blank line before WILL_RESTART (spaced), or the JSON alone",
+        help="start prints RunStart/JSON/WILL_RESTART (full), the same with a blank line before WILL_RESTART"
+             " (spaced), or the JSON alone",
     )
     parser.add_argument(
         "--value-file-strip", action="store_true", help="ConfigPut strips trailing newlines of --value_file"

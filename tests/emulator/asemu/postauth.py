@@ -10,6 +10,7 @@ import builtins
 import contextlib
 import threading
 import traceback
+import warnings
 
 from pyovpn.plugin import FAIL, SUCCEED
 
@@ -19,6 +20,14 @@ FLAGS = ("SYNCHRONOUS", "GROUP_SELECT", "AUTH_NULL", "RETAIN_PASSWORD", "STATIC_
 
 class ScriptError(Exception):
     """The script cannot be loaded."""
+
+
+class AuthRet(dict):
+    """The ``authret`` a script gets: a dict that also takes attributes.
+
+    Sample scripts set ``authret.state = ...`` and test ``hasattr(authret, 'state')``, so the
+    server's authret is a dict subclass, not a plain dict.
+    """
 
 
 class _LogWriter(object):
@@ -71,10 +80,18 @@ class Script(object):
 def load(text, root=None):
     """Compile and execute the script text; return a Script or raise ScriptError."""
     namespace = {"__name__": "post_auth_script", "__builtins__": builtins, "SUCCEED": SUCCEED, "FAIL": FAIL}
-    try:
-        code = compile(text, "<string>", "exec")
-    except (SyntaxError, ValueError, TypeError) as exc:
-        raise ScriptError("does not compile: %s" % _describe(exc)) from exc
+    # what compiling warns of (an invalid escape sequence, say) goes to the server log, not to
+    # the stderr of every authcli and start that loads the script
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        try:
+            code = compile(text, "<string>", "exec")
+        except (SyntaxError, ValueError, TypeError) as exc:
+            raise ScriptError("does not compile: %s" % _describe(exc)) from exc
+    if root is not None:
+        for warning in warned:
+            root.log("post_auth#warning", "line %s: %s: %s" % (warning.lineno, warning.category.__name__,
+                                                               warning.message))
     try:
         if root is None:
             exec(code, namespace)
@@ -111,9 +128,12 @@ class CRState(dict):
         return self._answer
 
     def expire(self):
-        """Forget the state: the next authentication starts afresh."""
+        """End the transaction: the state is not kept for a next authentication.
+
+        It stays readable until the script returns (a sample calls ``expire()`` and then reads
+        ``crstate[...]``); the server drops it afterwards.
+        """
         self.expired = True
-        self.clear()
 
     def challenge_post_auth(self, authret, text, echo=False):
         """Ask the user ``text``; this authentication ends with the challenge.
@@ -134,6 +154,7 @@ def call(script, root, authcred, attributes, authret, info, crstate=None):
     fails the authentication with the error text as the reason.  Scripts that
     do not set ``SYNCHRONOUS`` run in a worker thread.
     """
+    authret = AuthRet(authret)
     if script.is_cr:
         func, args = script.post_auth_cr, (authcred, attributes, authret, info, crstate)
     else:

@@ -455,3 +455,15 @@ def test_challenge_answer_typed_at_the_prompt(alice, tmp_path, response, status)
     assert rc == (0 if status == "SUCCEED" else 1)
     assert json.loads(second["client_reason"])["answer"] == response, "the script got the typed answer"
     assert state_id not in tty
+
+
+def test_what_compiling_the_script_warns_of_goes_to_the_log_not_to_stderr(alice, tmp_path):
+    # an invalid escape sequence: a DeprecationWarning or, from Python 3.12, a SyntaxWarning at compile time
+    load_script(alice, tmp_path, 'PATTERN = "\\d+"\n\ndef post_auth(authcred, attributes, authret, info):\n'
+                                 '    return authret\n')
+    for proc in (alice.authcli("--user", "alice", "--pass", PASSWORD), alice.sacli("start")):
+        assert proc.returncode == 0, proc.stderr
+        assert "Warning" not in proc.stderr and "escape" not in proc.stderr, proc.stderr
+    with open(alice.root.log_file) as handle:
+        log = handle.read()
+    assert re.search(r"post_auth#warning.*line 1: (Deprecation|Syntax)Warning: invalid escape sequence", log), log

@@ -22,7 +22,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     to_sacli_string,
 )
 
-# `sacli start` as Access Server prints it (see access-server.md)
+# `sacli start` as Access Server prints it (see docs/access-server.md)
 START_FULL = """RunStart warm None
 {
   "active_profile": "Default",
