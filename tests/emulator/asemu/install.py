@@ -126,8 +126,8 @@ def count(text):
     return value
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="install", description=__doc__.split("\n\n", maxsplit=1)[0])
+def parse_args(argv, prog="install"):
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("root", help="folder to create (must not exist, or be empty)")
     parser.add_argument("--version", default=DEFAULT_SETTINGS["version"], help="what `sacli Version` prints")
     parser.add_argument("--hostname", default=None, help="host.name (default: the folder name)")
@@ -167,8 +167,13 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def main(argv):
-    args = parse_args(argv)
+def main(argv=None):
+    """Install as the command line says: ``install ROOT [options]``, or ``asemu-install`` without ``argv``."""
+    prog = "install"
+    if argv is None:
+        # the asemu-install console script of the installed distribution
+        argv, prog = sys.argv[1:], os.path.basename(sys.argv[0])
+    args = parse_args(argv, prog)
     target = os.path.abspath(args.root)
     if os.path.exists(target) and (not os.path.isdir(target) or os.listdir(target)):
         sys.stderr.write("install: %s exists and is not an empty folder; refusing to overwrite it\n" % target)
