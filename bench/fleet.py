@@ -30,13 +30,12 @@ import sys
 import tempfile
 import time
 
+from asemu.root import Root
+from asemu.store import Store
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "results")
-sys.path.insert(0, os.path.join(REPO, "tests", "emulator"))
-
-from asemu.root import Root  # noqa: E402
-from asemu.store import Store  # noqa: E402
 
 FORKS = 10
 # no-op runs of ours and of the floor, interleaved; the median of each is reported

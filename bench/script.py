@@ -32,12 +32,11 @@ import sys
 import tempfile
 import time
 
+from asemu import postauth
+from pyovpn.plugin import FAIL, SUCCEED
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(REPO, "tests", "emulator"))
-
-from asemu import postauth  # noqa: E402
-from pyovpn.plugin import FAIL, SUCCEED  # noqa: E402
 
 HAND_WRITTEN = os.path.join(HERE, "baselines", "post_auth_plain.py")
 FLOOR = "def post_auth(authcred, attributes, authret, info):\n    return authret\n"

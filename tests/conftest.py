@@ -8,85 +8,16 @@ import sys
 
 import pytest
 
+# The emulator (tests/emulator, installed into the virtual environment by requirements-dev.txt):
+# its Server helper and the `server` and `make_server` fixtures, which its own tests use too.
+from asemu.testing import Server, install_server, make_server, server  # noqa: F401
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EMULATOR = os.path.join(REPO, "tests", "emulator")
-INSTALL = os.path.join(EMULATOR, "install")
 
-# `asemu` (to arm faults, read call logs) and `ansible_collections.ovpnas.fleet`
-# (the checkout, through the link in .collections) are importable from tests.
-sys.path.insert(0, EMULATOR)
+# `ansible_collections.ovpnas.fleet` is the checkout, through the link in .collections: test modules
+# import the collection's plugins when they are collected, before anything could set up Ansible's
+# collection loader, so the folder that holds `ansible_collections` must be on the path.
 sys.path.insert(0, os.path.join(REPO, ".collections"))
-
-from asemu.root import Root  # noqa: E402
-
-
-class Server:
-    """One emulated Access Server installed in a temporary folder."""
-
-    def __init__(self, path):
-        self.path = str(path)
-        self.root = Root(self.path)
-        self.sacli_path = os.path.join(self.path, "scripts", "sacli")
-        self.authcli_path = os.path.join(self.path, "scripts", "authcli")
-
-    def sacli(self, *args, check=True):
-        proc = subprocess.run([self.sacli_path, *args], capture_output=True, text=True, timeout=60, check=False)
-        if check and proc.returncode != 0:
-            raise AssertionError("sacli %s failed (%s): %s" % (args, proc.returncode, proc.stderr))
-        return proc
-
-    def authcli(self, *args):
-        return subprocess.run([self.authcli_path, *args], capture_output=True, text=True, timeout=60, check=False)
-
-    def config(self):
-        return json.loads(self.sacli("ConfigQuery").stdout)
-
-    def userprops(self):
-        return json.loads(self.sacli("UserPropGet").stdout)
-
-    def calls(self, tool="sacli"):
-        return [c for c in self.root.calls() if c["tool"] == tool]
-
-    def commands(self, tool="sacli"):
-        return [c["command"] for c in self.calls(tool)]
-
-    def reset_calls(self):
-        if os.path.exists(self.root.call_log):
-            os.remove(self.root.call_log)
-
-    def set_fault(self, command, **fault):
-        self.root.set_fault(command, **fault)
-
-    def settings(self, **changes):
-        self.root.update_settings(**changes)
-
-    def set_password(self, user, password):
-        self.sacli("--user", user, "--new_pass", password, "SetLocalPassword")
-
-
-def install_server(path, *options):
-    subprocess.run([INSTALL, str(path), *options], check=True, capture_output=True, text=True)
-    server = Server(path)
-    server.reset_calls()
-    return server
-
-
-@pytest.fixture
-def server(tmp_path):
-    """A freshly installed, running emulated server with an empty call log."""
-    return install_server(tmp_path / "as")
-
-
-@pytest.fixture
-def make_server(tmp_path):
-    """Install emulated servers with installer options: make_server("--start-output", "json")."""
-    counter = iter(range(1000))
-
-    def make(*options):
-        return install_server(tmp_path / ("as%d" % next(counter)), *options)
-
-    return make
-
 
 try:
     from ansible.module_utils.testing import patch_module_args
@@ -151,8 +82,8 @@ ANSIBLE_BIN = os.path.dirname(sys.executable)
 def write_inventory(path, servers, **host_vars):
     """An inventory of emulated servers in group `fleet`, reached with the local connection."""
     hosts = {}
-    for name, server in servers.items():
-        hosts[name] = dict(host_vars, sacli_path=server.sacli_path)
+    for name, node in servers.items():
+        hosts[name] = dict(host_vars, sacli_path=node.sacli_path)
     inventory = {
         "fleet": {
             "hosts": hosts,

@@ -17,16 +17,13 @@ import sys
 
 import pytest
 import yaml
+from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.loader import init_plugin_loader, lookup_loader
+from ansible.template import Templar
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "tests", "emulator"))
-sys.path.insert(0, os.path.join(REPO, ".collections"))
-
-from ansible.parsing.dataloader import DataLoader  # noqa: E402
-from ansible.plugins.loader import init_plugin_loader, lookup_loader  # noqa: E402
-from ansible.template import Templar  # noqa: E402
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "1000"))
 PYENV_ROOT = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
