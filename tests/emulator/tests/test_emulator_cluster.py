@@ -11,7 +11,7 @@ import pytest
 
 from asemu.store import Store
 
-INSTALL = Path(__file__).resolve().parents[2] / "emulator" / "install"
+INSTALL = Path(__file__).resolve().parents[1] / "install"
 
 
 def parse_start(stdout):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-INSTALL = Path(__file__).resolve().parents[2] / "emulator" / "install"
+INSTALL = Path(__file__).resolve().parents[1] / "install"
 
 
 def install(root, *options):
