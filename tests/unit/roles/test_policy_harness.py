@@ -13,13 +13,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 HARNESS = os.path.join(REPO, "roles", "post_auth", "files", "policy_harness.py")
 PYTHON36 = sorted(glob.glob("/root/.pyenv/versions/3.6*/bin/python3"))
 
-INTERPRETERS = [pytest.param(sys.executable, id="current")]
+# How the harness is started (the command before its own path). The harness uses Access Server's `pyovpn`
+# where one is importable and a stand-in where none is: "current" is the interpreter of the tests, whose
+# environment holds the emulator's pyovpn (requirements-dev.txt installs it), and "stand-in" the same
+# interpreter without site-packages (-S), where only the standard library is, as on a server without it.
+INTERPRETERS = [pytest.param([sys.executable], id="current"), pytest.param([sys.executable, "-S"], id="stand-in")]
 if PYTHON36:
-    INTERPRETERS.append(pytest.param(PYTHON36[-1], id="py36"))
+    INTERPRETERS.append(pytest.param(PYTHON36[-1:], id="py36"))
 
 
 @pytest.fixture(params=INTERPRETERS)
 def python(request):
+    """The command that starts an interpreter, as a list: [path] or [path, option]."""
     return request.param
 
 
@@ -50,7 +55,7 @@ def harness(tmp_path, python):
         script_path.write_text(textwrap.dedent(script), encoding="utf-8")
         cases_path.write_text(json.dumps(cases, ensure_ascii=False), encoding="utf-8")
         proc = subprocess.run(
-            [python, HARNESS, str(script_path), str(cases_path)],
+            [*python, HARNESS, str(script_path), str(cases_path)],
             capture_output=True, text=True, encoding="utf-8", timeout=60, env=env, check=False,
         )
         try:
@@ -141,7 +146,7 @@ def test_load_error_names_the_script_as_string(harness):
 
 
 def test_usage_without_arguments(python):
-    proc = subprocess.run([python, HARNESS], capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run([*python, HARNESS], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2
     assert "policy_harness.py SCRIPT CASES.json" in proc.stderr
     assert proc.stdout == ""
@@ -532,9 +537,39 @@ def test_script_output_does_not_corrupt_the_report(harness):
 
 def test_report_names_the_python(harness, python):
     run = harness(GATE, [])
-    version = subprocess.run([python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
+    version = subprocess.run([*python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
                              capture_output=True, text=True, timeout=60, check=False).stdout.strip()
     assert run.report["python"] == version
+
+
+# A script that names the pyovpn.plugin it imported: the file of a real package, or "stand-in".
+PLUGIN = """
+    import sys
+
+    from pyovpn.plugin import *
+
+    def post_auth(authcred, attributes, authret, info):
+        plugin = sys.modules["pyovpn.plugin"]
+        authret["proplist"]["conn_group"] = getattr(plugin, "__file__", None) or "stand-in"
+        authret["status"] = SUCCEED
+        return authret
+"""
+
+
+def test_pyovpn_is_the_importable_package_or_the_stand_in(harness, python):
+    """The script gets the pyovpn the interpreter can import (the emulator's here), the stand-in without one."""
+    probe = "import importlib.util; spec = importlib.util.find_spec('pyovpn'); print(spec.origin if spec else '')"
+    found = subprocess.run([*python, "-c", probe], capture_output=True, text=True, timeout=60,
+                           check=True).stdout.strip()
+    if "-S" in python:
+        assert found == ""
+    elif python == [sys.executable]:
+        # the environment of the tests holds the emulator, so both ways of the harness are run
+        assert found.endswith(os.path.join("pyovpn", "__init__.py")), "no pyovpn in the tests' environment"
+    expected = os.path.join(os.path.dirname(found), "plugin.py") if found else "stand-in"
+    run = harness(PLUGIN, [{"name": "u", "user": "alice", "expect": {"status": "SUCCEED", "group": expected}}])
+    assert run.rc == 0, run.report
+    assert run.case("u")["group"] == expected
 
 
 def test_non_ascii_cases_and_script_in_the_c_locale(harness):
