@@ -27,9 +27,11 @@ def _one_line(value, path):
             raise AnsibleFilterError("pyliteral: %s is %r, which has no Python literal" % (path, value))
         return repr(float(value))
     if isinstance(value, str):
-        # ascii() escapes quotes, backslashes, newlines and every non-ASCII character:
-        # the result is one line of plain ASCII that Python reads back as the same text
-        return ascii(str(value))
+        # repr() escapes quotes, backslashes, newlines and every character that is not printable
+        # (controls, line and paragraph separators, bidirectional and other format characters,
+        # lone surrogates): the result is one line that Python reads back as the same text, in
+        # which printable text, accents and other scripts included, stays readable
+        return repr(str(value))
     if isinstance(value, Mapping):
         items = []
         for key in _sorted_keys(value, path):

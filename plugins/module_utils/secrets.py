@@ -30,7 +30,7 @@ def hide_secrets(module, values=None, is_secret=None, script=None, known=()):
 
     ``values`` maps names to values, those whose names ``is_secret`` matches are secrets; ``known``
     lists secrets as they are. Each is registered as it is and as a script's literal writes it
-    (``ascii()``: quotes, backslashes and non-ASCII characters escaped);
+    (``repr()``, as the pyliteral filter does, and ``ascii()``: quotes and backslashes escaped);
     ``script`` is a post-auth script, whose marked lines are (wherever a result quotes it; a script
     shown on purpose goes through ``mask_secret_lines`` first). Ansible then masks each of them
     wherever it occurs in the result (diffs, facts, messages, errors): a whole value shows as
@@ -40,5 +40,5 @@ def hide_secrets(module, values=None, is_secret=None, script=None, known=()):
     """
     found = [v for k, v in (values or {}).items() if isinstance(v, str) and v and is_secret(k)]
     for value in found + [v for v in known if isinstance(v, str) and v]:
-        module.no_log_values.update((value, ascii(value)[1:-1]))
+        module.no_log_values.update((value, repr(value)[1:-1], ascii(value)[1:-1]))
     module.no_log_values.update(secret_lines(script))

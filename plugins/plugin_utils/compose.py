@@ -14,9 +14,11 @@ under an intact seal, needs no rendering at all.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
+import tokenize
 
 import jinja2
 from ansible.errors import AnsibleError
@@ -242,6 +244,43 @@ def user_properties(params):
     return users
 
 
+# The standard modules a generated script may import. The frame imports none of them itself:
+# ``with_imports`` imports those that the rendered script uses, so that a script holds no import
+# of a capability that is off.
+IMPORTS = ("base64", "email.utils", "hashlib", "hmac", "ipaddress", "json", "re", "ssl", "struct", "time",
+           "traceback", "urllib.error", "urllib.request")
+IMPORTS_LINE = "# ovpnas.fleet: imports\n"
+
+
+def dotted_names(text):
+    """The dotted names the code of ``text`` refers to (``re.match``, ``self.proplist``), comments and strings aside."""
+    names, current, after_dot = [], [], False
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        if token.type == tokenize.NAME:
+            if not (after_dot and current):
+                if current:
+                    names.append(".".join(current))
+                current = []
+            current.append(token.string)
+            after_dot = False
+        elif token.string == "." and current:
+            after_dot = True
+        else:
+            if current:
+                names.append(".".join(current))
+            current, after_dot = [], False
+    return names + ([".".join(current)] if current else [])
+
+
+def with_imports(text):
+    """The rendered script with its imports line replaced by an import of each module its code uses."""
+    if text.count(IMPORTS_LINE) != 1:
+        raise ComposeError("the post-auth template must hold the line %r once" % IMPORTS_LINE.strip())
+    names = set(dotted_names(text.replace(IMPORTS_LINE, "")))
+    used = [module for module in IMPORTS if any(n == module or n.startswith(module + ".") for n in names)]
+    return text.replace(IMPORTS_LINE, "".join("import %s\n" % module for module in used))
+
+
 class PostAuth:
     """What the post_auth role loads, from its variables (unprefixed); the script rendered on demand."""
 
@@ -287,4 +326,4 @@ class PostAuth:
 
     def content(self, render):
         """The script: ``render(template, template_vars)`` renders the frame; the result is sealed."""
-        return seal(render(self.template, self.template_vars()))
+        return seal(with_imports(render(self.template, self.template_vars())))

@@ -28,10 +28,16 @@ EVIL = [
 def test_strings_land_as_data_only(value):
     source = pyliteral(value)
     assert ast.literal_eval(source) == value
-    assert "\n" not in source and source.isascii()
+    assert "\n" not in source and source.isprintable()
     # the literal is one expression: nothing after it runs
     tree = ast.parse("X = " + source)
     assert len(tree.body) == 1 and isinstance(tree.body[0].value, ast.Constant)
+
+
+def test_printable_text_stays_readable():
+    assert pyliteral("caf\u00e9 \u2603 \u65e5\u672c") == "'caf\u00e9 \u2603 \u65e5\u672c'"
+    # what is not printable is escaped: a line separator, a right-to-left override, a control
+    assert pyliteral("a\u2028b\u202ec\x1b") == "'a\\u2028b\\u202ec\\x1b'"
 
 
 def test_nested_data_round_trips():

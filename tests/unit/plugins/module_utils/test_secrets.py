@@ -29,3 +29,4 @@ def test_hide_secrets_registers_values_their_literals_and_marked_lines():
     hide_secrets(module, {"auth.ldap.0.bind_pw": "b\\nd", "host.name": "vpn", "api.token": ""}, secret_matcher(),
                  script=script, known=["caf\u00e9"])
     assert module.no_log_values == {"b\\nd", "b\\\\nd", "caf\u00e9", "caf\\xe9", "SECRETS = {'k': 'it\\'s'}"}
+    # (a value that is the same in every form is registered once)

@@ -1,0 +1,155 @@
+"""Every combination of the post-auth script's capabilities, rendered in-process and reviewed.
+
+Each capability is off or on, in one of its variants (each variant is taken); every script is rendered with
+the role's own path (role_variables, PostAuth, the template lookup: Jinja, no playbook), then
+compiled by every Python 3 of the machine, as Access Server compiles it (from its text, as
+``<string>``), and checked by pyflakes (ruff's F rules): a script holds no name it does not use.
+"""
+
+import glob
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.loader import init_plugin_loader, lookup_loader
+from ansible.template import Templar
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+HASH = "pbkdf2_sha256$100000$c2FsdA$" + "A" * 43 + "="
+
+# what turns each capability on, per variant
+CAPABILITIES = {
+    "custom_auth": [
+        {"post_auth_custom_auth_method": "http", "post_auth_custom_auth_url": "https://auth.example.com/vpn"},
+        {"post_auth_custom_auth_method": "hashes", "post_auth_custom_auth_hashes": {"svc": HASH}},
+    ],
+    "group_mapping": [
+        {"post_auth_group_mapping_rules": [{"ldap_groups": ["cn=vpn,ou=groups,dc=example,dc=com"], "group": "vpn"}]},
+        {"post_auth_group_mapping_ldap_mode": "search", "post_auth_group_mapping_ldap_group_base": "ou=groups,dc=x",
+         "post_auth_group_mapping_sources": ["ldap", "radius", "saml"],
+         "post_auth_group_mapping_rules": [{"radius_attribute": "Class", "radius_pattern": "^vpn-", "group": "vpn"},
+                                           {"saml_groups": ["staff"], "group": "staff"}]},
+    ],
+    "device_pinning": [
+        {"post_auth_device_pinning_mode": "auto"},
+        {"post_auth_device_pinning_mode": "auto", "post_auth_device_pinning_networks": ["10.0.0.0/8"]},
+        {"post_auth_device_pinning_mode": "manual",
+         "post_auth_device_pinning_registry": {"alice": ["00:11:22:33:44:55"]}},
+    ],
+    "host_checker": [
+        {"host_checker_apps": [{"name": "FIREFOX", "regex": "^mozilla firefox", "min_version": "115.0"}]},
+    ],
+    "duo": [
+        {"post_auth_duo_api_host": "api-xxxxxxxx.duosecurity.com", "post_auth_duo_integration_key": "DI" + "X" * 18,
+         "post_auth_duo_secret_key": "s" * 40},
+        {"post_auth_duo_api_host": "api-xxxxxxxx.duosecurity.com", "post_auth_duo_integration_key": "DI" + "X" * 18,
+         "post_auth_duo_secret_key": "s" * 40, "post_auth_duo_factor": "ask"},
+    ],
+    "challenge": [
+        {"post_auth_challenge_verify": "totp", "post_auth_challenge_totp_secrets": {"alice": "JBSWY3DPEHPK3PXP"}},
+        {"post_auth_challenge_verify": "totp", "post_auth_challenge_static": True,
+         "post_auth_challenge_totp_secrets": {"alice": "JBSWY3DPEHPK3PXP"}},
+        {"post_auth_challenge_verify": "http", "post_auth_challenge_url": "https://otp.example.com/check"},
+    ],
+}
+
+
+def combinations():
+    """Every set of capabilities that are on (63); each on in one of its variants, taken in turn."""
+    names = list(CAPABILITIES)
+    for number, switches in enumerate(itertools.product([False, True], repeat=len(names))):
+        enabled = [name for name, on in zip(names, switches) if on]
+        if not enabled:
+            continue
+        inventory = {"host_checker_apps": []}
+        labels = []
+        for name in enabled:
+            variants = CAPABILITIES[name]
+            variant = number % len(variants)
+            inventory["post_auth_%s" % name] = True
+            inventory.update(variants[variant])
+            labels.append("%s%s" % (name, variant + 1 if len(variants) > 1 else ""))
+        yield "+".join(labels), inventory
+
+
+def test_every_variant_is_taken():
+    taken = {label for name, _ in combinations() for label in name.split("+")}
+    assert taken == {"%s%s" % (name, n + 1 if len(variants) > 1 else "")
+                     for name, variants in CAPABILITIES.items() for n in range(len(variants))}
+
+
+@pytest.fixture(scope="module")
+def scripts(tmp_path_factory):
+    """name -> (path, features) of every script that renders; the refused combinations with their reason."""
+    init_plugin_loader([os.path.join(REPO, ".collections")])
+    from ansible_collections.ovpnas.fleet.plugins.plugin_utils import compose
+
+    loader = DataLoader()
+    templar = Templar(loader=loader, variables={})
+    template = lookup_loader.get("ansible.builtin.template", loader=loader, templar=templar)
+    folder = tmp_path_factory.mktemp("scripts")
+    rendered, refused = {}, {}
+    for name, inventory in combinations():
+        try:
+            values = compose.role_variables(loader, templar, inventory, ["post_auth"])
+            post_auth = compose.PostAuth(compose.unprefixed(values, "post_auth"), "0.1.0")
+        except compose.ComposeError as exc:
+            refused[name] = str(exc)
+            continue
+        text = post_auth.content(lambda path, tv: template.run([path], {}, template_vars=tv)[0])
+        path = folder / (name.replace("+", "__") + ".py")
+        path.write_text(text, encoding="utf-8")
+        rendered[name] = (str(path), post_auth.settings["settings"]["features"])
+    return rendered, refused
+
+
+def pythons():
+    found = {}
+    for path in sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.*/bin/python3"))
+                       + glob.glob("/root/.pyenv/versions/3.*/bin/python3") + [sys.executable]):
+        version = subprocess.run([path, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                 capture_output=True, text=True, check=False).stdout.strip()
+        if version:
+            found.setdefault(version, path)
+    return found
+
+
+def test_every_combination_renders_or_is_refused_by_name(scripts):
+    rendered, refused = scripts
+    assert len(rendered) + len(refused) == sum(1 for _ in combinations())
+    # only Duo and the custom challenge together are refused (one MFA per script), each naming both
+    for name, message in refused.items():
+        assert "duo" in name and "challenge" in name, (name, message)
+        assert "post_auth_duo" in message and "post_auth_challenge" in message, message
+    assert len(rendered) == 63 - 16 and len(refused) == 16, sorted(refused)
+    for name, (_path, features) in rendered.items():
+        assert sorted(features) == sorted(part.rstrip("0123456789") for part in name.split("+")), name
+
+
+def test_every_script_compiles_on_every_python(scripts):
+    rendered, _ = scripts
+    paths = [path for path, _features in rendered.values()]
+    found = pythons()
+    assert found
+    check = ("import sys\nfor path in sys.argv[1:]:\n"
+             "    compile(open(path, 'rb').read().decode('utf-8'), '<string>', 'exec')\n")
+    for version, python in sorted(found.items()):
+        proc = subprocess.run([python, "-W", "error", "-c", check] + paths, capture_output=True, text=True,
+                              check=False)
+        assert proc.returncode == 0, "Python %s: %s" % (version, proc.stderr[-2000:])
+
+
+def test_no_script_holds_a_name_it_does_not_use(scripts):
+    rendered, _ = scripts
+    ruff = shutil.which("ruff") or os.path.join(os.path.dirname(sys.executable), "ruff")
+    folder = os.path.dirname(next(iter(rendered.values()))[0])
+    proc = subprocess.run([ruff, "check", "--isolated", "--no-cache", "--select", "F", "--output-format", "json",
+                           folder], capture_output=True, text=True, check=False)
+    problems = json.loads(proc.stdout or "[]")
+    assert problems == [], ["%s:%s %s %s" % (os.path.basename(p["filename"]), p["location"]["row"], p["code"],
+                                             p["message"]) for p in problems][:20]
