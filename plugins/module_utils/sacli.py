@@ -101,6 +101,13 @@ def to_sacli_string(value, name="value"):
     raise TypeError("%s must be a string, number or boolean, not %s" % (name, type(value).__name__))
 
 
+def key_problem(key):
+    """Why ``key`` cannot be a configuration key, or None: keys are non-empty and hold no white space."""
+    if not key or key != key.strip() or any(c.isspace() for c in key):
+        return "invalid configuration key %r: keys are non-empty and contain no whitespace" % key
+    return None
+
+
 def same_value(current, desired):
     """Compare a stored value with a desired one.
 

@@ -149,6 +149,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     SacliError,
     SacliRunner,
     fail_from_error,
+    key_problem,
     sacli_argument_spec,
     same_value,
     to_sacli_string,
@@ -194,8 +195,8 @@ def desired_state(module):
 
 def check_keys(module, keys):
     for key in keys:
-        if not key or key != key.strip() or any(c.isspace() for c in key):
-            module.fail_json(msg="invalid configuration key %r: keys are non-empty and contain no whitespace" % key)
+        if key_problem(key):
+            module.fail_json(msg=key_problem(key))
 
 
 def main():

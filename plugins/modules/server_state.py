@@ -354,6 +354,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     SacliError,
     SacliRunner,
     fail_from_error,
+    key_problem,
     sacli_argument_spec,
     same_value,
     to_sacli_string,
@@ -535,8 +536,8 @@ def main():
     for key in list(settings) + params["absent_keys"]:
         if key in MANAGED_ELSEWHERE:
             module.fail_json(msg="%s is managed with the post_auth and app_verify options" % key)
-        if not key or key != key.strip() or any(c.isspace() for c in key):
-            module.fail_json(msg="invalid configuration key %r: keys are non-empty and contain no whitespace" % key)
+        if key_problem(key):
+            module.fail_json(msg=key_problem(key))
     script_managed, script = wanted_text(module, "post_auth", params["post_auth"])
     query_managed, query_file = wanted_text(module, "app_verify", params["app_verify"])
     hide_secrets(module, settings, is_secret, script=script if isinstance(script, str) else None)
