@@ -59,8 +59,9 @@ docs: venv
 sanity: venv
 	tests/bin/sanity
 
+# the collection's unit tests and the emulator's own (tests/emulator is a package, installed in .venv)
 unit: venv
-	$(PYTEST) tests/unit
+	$(PYTEST) tests/unit tests/emulator/tests
 
 # generated inventories through the real validation and template (1,000 here, 10,000 in fuzz)
 property: venv
