@@ -45,8 +45,8 @@ lint: venv
 	yamllint --strict .
 	ansible-lint
 	antsibull-changelog lint
-	@# the roles' variable tables are what meta/argument_specs.yml says (tests/bin/role-docs writes them)
-	$(BIN)/python tests/bin/role-docs --check
+	@# the roles' variable tables are what meta/argument_specs.yml says (tests/bin/role_docs.py writes them)
+	$(BIN)/python tests/bin/role_docs.py --check
 	@# the documentation as antsibull-docs reads it (markup, references to modules, roles and options)
 	cd .collections/ansible_collections/ovpnas/fleet && ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.collections \
 	  antsibull-docs lint-collection-docs --plugin-docs .

@@ -10,7 +10,10 @@ import pytest
 
 # The emulator (tests/emulator, installed into the virtual environment by requirements-dev.txt):
 # its Server helper and the `server` and `make_server` fixtures, which its own tests use too.
-from asemu.testing import Server, install_server, make_server, server  # noqa: F401
+from asemu.testing import Server, install_server, make_server, server
+
+# re-exported: test modules take Server and install_server from here, pytest finds the fixtures here
+__all__ = ["Server", "install_server", "make_server", "server"]
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

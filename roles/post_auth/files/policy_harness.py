@@ -145,8 +145,8 @@ def arguments(case, namespace, answering=False):
     if ldap is not None:
         user_dn = ldap.get("user_dn", "uid=%s,ou=people,dc=example,dc=com" % case["user"])
         kind = PythonLdapContext if ldap.get("api") == "python-ldap" else Ldap3Context
-        info.update(user_dn=user_dn, ldap_context=kind(user_dn, list(ldap.get("groups") or []),
-                                                        ldap.get("uname_attr", "uid")))
+        context = kind(user_dn, list(ldap.get("groups") or []), ldap.get("uname_attr", "uid"))
+        info.update(user_dn=user_dn, ldap_context=context)
     if case.get("radius_reply") is not None:
         reply = {}
         for key, values in case["radius_reply"].items():

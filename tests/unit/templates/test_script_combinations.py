@@ -78,7 +78,7 @@ def combinations():
 
 
 def test_every_variant_is_taken():
-    taken = {label for name, _ in combinations() for label in name.split("+")}
+    taken = {label for name, _inventory in combinations() for label in name.split("+")}
     assert taken == {"%s%s" % (name, n + 1 if len(variants) > 1 else "")
                      for name, variants in CAPABILITIES.items() for n in range(len(variants))}
 
@@ -121,7 +121,7 @@ def pythons():
 
 def test_every_combination_renders_or_is_refused_by_name(scripts):
     rendered, refused = scripts
-    assert len(rendered) + len(refused) == sum(1 for _ in combinations())
+    assert len(rendered) + len(refused) == len(list(combinations()))
     # only Duo and the custom challenge together are refused (one MFA per script), each naming both
     for name, message in refused.items():
         assert "duo" in name and "challenge" in name, (name, message)
@@ -132,7 +132,7 @@ def test_every_combination_renders_or_is_refused_by_name(scripts):
 
 
 def test_every_script_compiles_on_every_python(scripts):
-    rendered, _ = scripts
+    rendered = scripts[0]
     paths = [path for path, _features in rendered.values()]
     found = pythons()
     assert found
@@ -145,7 +145,7 @@ def test_every_script_compiles_on_every_python(scripts):
 
 
 def test_no_script_holds_a_name_it_does_not_use(scripts):
-    rendered, _ = scripts
+    rendered = scripts[0]
     ruff = shutil.which("ruff") or os.path.join(os.path.dirname(sys.executable), "ruff")
     folder = os.path.dirname(next(iter(rendered.values()))[0])
     proc = subprocess.run([ruff, "check", "--isolated", "--no-cache", "--select", "F", "--output-format", "json",

@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """Write the variable tables of the roles' READMEs from their meta/argument_specs.yml.
 
-    tests/bin/role-docs           rewrite the tables in roles/*/README.md
-    tests/bin/role-docs --check   fail, naming the README, where a table is not what the specs say
+    python tests/bin/role_docs.py           rewrite the tables in roles/*/README.md
+    python tests/bin/role_docs.py --check   fail, naming the README, where a table is not what the specs say
 
 Each README holds its table between the two marker lines below; everything else of the README is
 written by hand. The argument specs are the one place a variable is declared (type, choices,
@@ -20,7 +19,7 @@ import sys
 import yaml
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BEGIN = "<!-- BEGIN variables: generated from meta/argument_specs.yml by tests/bin/role-docs, do not edit -->"
+BEGIN = "<!-- BEGIN variables: generated from meta/argument_specs.yml by tests/bin/role_docs.py, do not edit -->"
 END = "<!-- END variables -->"
 
 # Ansible's documentation markup, as Markdown
@@ -97,7 +96,7 @@ def render(readme, specs):
     if text.count(BEGIN) != 1 or text.count(END) != 1:
         raise SystemExit("role-docs: %s needs one line %s and one line %s" % (readme, BEGIN, END))
     head, rest = text.split(BEGIN + "\n", 1)
-    _, tail = rest.split(END, 1)
+    tail = rest.split(END, 1)[1]
     return head + BEGIN + "\n" + "\n".join(generated(specs)) + "\n" + END + tail, text
 
 
@@ -123,7 +122,7 @@ def main():
                 handle.write(new)
             print("role-docs: wrote %s" % relative)
     if stale:
-        raise SystemExit("role-docs: not what meta/argument_specs.yml says (run tests/bin/role-docs): %s"
+        raise SystemExit("role-docs: not what meta/argument_specs.yml says (run tests/bin/role_docs.py): %s"
                          % ", ".join(stale))
 
 
