@@ -8,11 +8,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.ovpnas.fleet.plugins.plugin_utils.compose import (
-    ComposeError,
-    settings_of,
-    user_properties,
-)
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.compose import ComposeError, settings_of
 
 
 def post_auth_settings(params):
@@ -25,7 +21,7 @@ def post_auth_settings(params):
 def post_auth_user_properties(params):
     """The user properties the role pushes: device registrations and TOTP seeds, per user."""
     try:
-        return user_properties(dict(params))
+        return settings_of(dict(params))["users"]
     except ComposeError as exc:
         raise AnsibleFilterError(exc.message) from None
 

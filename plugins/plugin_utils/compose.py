@@ -30,12 +30,10 @@ from ansible_collections.ovpnas.fleet.plugins.plugin_utils.post_auth import (
     SHOWN,
     SettingsError,
     build_settings,
-    device_registry,
     flag,
     host_checker_apps,
     role_flag,
     shown,
-    totp_seeds,
 )
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -220,7 +218,7 @@ def _run(builder, params):
 
 def settings_of(params):
     """The script's settings from the post_auth role's variables (unprefixed)."""
-    settings, flags, digest, secrets = _run(build_settings, params)
+    settings, flags, digest, secrets, users = _run(build_settings, params)
     values = []
     for value in secrets.values():
         values.extend(value.values() if isinstance(value, dict) else [value])
@@ -228,20 +226,8 @@ def settings_of(params):
     if "host_checker" in settings:
         apps = _run(lambda p: host_checker_apps(p.get("host_checker_apps")), params)
     return {"settings": settings, "flags": flags, "sha256": digest, "features": settings["features"],
-            "secrets": secrets, "secret_values": values,
+            "secrets": secrets, "secret_values": values, "users": users,
             "required_apps": [{"name": app["name"], "platform": app["platform"]} for app in apps]}
-
-
-def user_properties(params):
-    """The user properties the script relies on: device registrations and TOTP seeds, per user."""
-    users = {}
-    if role_flag(params, "device_pinning"):
-        for user, props in _run(device_registry, params).items():
-            users.setdefault(user, {}).update(props)
-    if role_flag(params, "challenge") and (params.get("challenge_verify") or "totp") == "totp":
-        for user, props in _run(totp_seeds, params).items():
-            users.setdefault(user, {}).update(props)
-    return users
 
 
 # The standard modules a generated script may import. The frame imports none of them itself:
@@ -316,7 +302,7 @@ class PostAuth:
             required_apps=self.settings["required_apps"],
             secrets=self.settings["secret_values"],
         )
-        self.desired["users"] = user_properties(params)
+        self.desired["users"] = self.settings["users"]
         if role_flag(params, "device_pinning_registry_exclusive"):
             self.desired["users_exclusive_prefixes"] = ["pvt_hw_addr"]
 

@@ -621,8 +621,9 @@ def build_settings(params):
     """The settings of the script, from the role's variables without their prefix.
 
     ``params`` maps names like ``device_pinning`` (the switch) and ``device_pinning_mode``
-    to values. Returns (settings, flags, sha256, secrets): the secrets given inline, by name,
-    which the script keeps in SECRETS, on lines marked as secret.
+    to values. Returns (settings, flags, sha256, secrets, users): the secrets given inline, by
+    name, which the script keeps in SECRETS, on lines marked as secret; the user properties the
+    script relies on (device registrations, TOTP seeds), per user, which the role pushes.
     """
     if role_flag(params, "duo") and role_flag(params, "challenge"):
         _fail("post_auth_duo", "and post_auth_challenge are both on: the script asks for one second factor")
@@ -641,10 +642,15 @@ def build_settings(params):
         if role_flag(params, feature):
             settings[feature] = builders[feature](params)
             features.append(feature)
-    if role_flag(params, "device_pinning"):
-        device_registry(params)
-    if role_flag(params, "challenge"):
-        totp_seeds(params)
+    users = {}
+    if "device_pinning" in settings:
+        for user, props in device_registry(params).items():
+            users.setdefault(user, {}).update(props)
+    if "challenge" in settings:
+        seeds = totp_seeds(params)
+        if settings["challenge"]["verify"] == "totp":
+            for user, props in seeds.items():
+                users.setdefault(user, {}).update(props)
     settings["features"] = features
     # every override is validated above; the script carries only the messages it can show
     settings["messages"] = {key: text for key, text in settings["messages"].items()
@@ -653,7 +659,7 @@ def build_settings(params):
     # the secrets count too: a rotated key is a different script
     canonical = json.dumps({"settings": settings, "flags": flags, "secrets": secrets}, sort_keys=True,
                            separators=(",", ":"))
-    return settings, flags, hashlib.sha256(canonical.encode("utf-8")).hexdigest(), secrets
+    return settings, flags, hashlib.sha256(canonical.encode("utf-8")).hexdigest(), secrets, users
 
 
 def _flags(settings):

@@ -83,16 +83,18 @@ def test_every_variant_is_taken():
                      for name, variants in CAPABILITIES.items() for n in range(len(variants))}
 
 
-@pytest.fixture(scope="module")
-def scripts(tmp_path_factory):
-    """name -> (path, features) of every script that renders; the refused combinations with their reason."""
+def render_all(folder):
+    """Render every combination into ``folder``: {name: [path, features]} and {name: why it was refused}.
+
+    Runs in a process of its own (see ``scripts``): Ansible's collection loader is set up once per
+    process, and other tests of the same run set it up their way.
+    """
     init_plugin_loader([os.path.join(REPO, ".collections")])
     from ansible_collections.ovpnas.fleet.plugins.plugin_utils import compose
 
     loader = DataLoader()
     templar = Templar(loader=loader, variables={})
     template = lookup_loader.get("ansible.builtin.template", loader=loader, templar=templar)
-    folder = tmp_path_factory.mktemp("scripts")
     rendered, refused = {}, {}
     for name, inventory in combinations():
         try:
@@ -102,10 +104,22 @@ def scripts(tmp_path_factory):
             refused[name] = str(exc)
             continue
         text = post_auth.content(lambda path, tv: template.run([path], {}, template_vars=tv)[0])
-        path = folder / (name.replace("+", "__") + ".py")
-        path.write_text(text, encoding="utf-8")
-        rendered[name] = (str(path), post_auth.settings["settings"]["features"])
+        path = os.path.join(folder, name.replace("+", "__") + ".py")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        rendered[name] = [path, post_auth.settings["settings"]["features"]]
     return rendered, refused
+
+
+@pytest.fixture(scope="module")
+def scripts(tmp_path_factory):
+    """name -> (path, features) of every script that renders; the refused combinations with their reason."""
+    folder = tmp_path_factory.mktemp("scripts")
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), str(folder)], cwd=REPO, capture_output=True,
+                          text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rendered, refused = json.loads(proc.stdout)
+    return {name: tuple(value) for name, value in rendered.items()}, refused
 
 
 def pythons():
@@ -153,3 +167,7 @@ def test_no_script_holds_a_name_it_does_not_use(scripts):
     problems = json.loads(proc.stdout or "[]")
     assert problems == [], ["%s:%s %s %s" % (os.path.basename(p["filename"]), p["location"]["row"], p["code"],
                                              p["message"]) for p in problems][:20]
+
+
+if __name__ == "__main__":
+    print(json.dumps(render_all(sys.argv[1])))
