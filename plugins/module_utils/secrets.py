@@ -19,6 +19,11 @@ SECRET_PATTERNS = ("auth.ldap.*.bind_pw", "auth.radius.*.secret", "*password*", 
                    "pvt_totp_secret*")
 
 
+# Values a key named like a secret can hold that are flags, not secrets (auth.local.0.enforce_strong_passwords:
+# true): registered, Ansible would mask every "true" of the result.
+FLAG_VALUES = frozenset(("true", "false", "yes", "no", "on", "off"))
+
+
 def secret_matcher(patterns=()):
     """A test for names whose values are secrets: the built-in patterns and ``patterns``."""
     every = tuple(SECRET_PATTERNS) + tuple(patterns or ())
@@ -38,7 +43,8 @@ def hide_secrets(module, values=None, is_secret=None, script=None, known=()):
     carry values as they are, and nothing masks them a second time. Register the live
     values too: a secret rotated away is still in the live configuration and the diff's before.
     """
-    found = [v for k, v in (values or {}).items() if isinstance(v, str) and v and is_secret(k)]
+    found = [v for k, v in (values or {}).items()
+             if isinstance(v, str) and v and v.strip().lower() not in FLAG_VALUES and is_secret(k)]
     for value in found + [v for v in known if isinstance(v, str) and v]:
         module.no_log_values.update((value, repr(value)[1:-1], ascii(value)[1:-1]))
     module.no_log_values.update(secret_lines(script))

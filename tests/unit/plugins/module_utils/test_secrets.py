@@ -30,3 +30,11 @@ def test_hide_secrets_registers_values_their_literals_and_marked_lines():
                  script=script, known=["caf\u00e9"])
     assert module.no_log_values == {"b\\nd", "b\\\\nd", "caf\u00e9", "caf\\xe9", "SECRETS = {'k': 'it\\'s'}"}
     # (a value that is the same in every form is registered once)
+
+
+def test_a_flag_under_a_secret_looking_name_is_not_hidden():
+    # registered, "true" would be masked everywhere in the result
+    module = SimpleNamespace(no_log_values=set())
+    hide_secrets(module, {"auth.local.0.enforce_strong_passwords": "true", "vpn.token_auth": "Off",
+                          "auth.ldap.0.bind_pw": "n0t-a-flag"}, secret_matcher())
+    assert module.no_log_values == {"n0t-a-flag"}
