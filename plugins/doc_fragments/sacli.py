@@ -57,8 +57,8 @@ options:
     description:
       - More configuration keys and user properties whose values are secrets (shell-style patterns). Their values
         are registered as C(no_log) values, so that Ansible masks them in the diff and in every result of the task
-        (a value as V(VALUE_SPECIFIED_IN_NO_LOG_PARAMETER), a value inside a longer text as V(********)). Flags (V(true), V(false), V(yes), V(no),
-        V(on), V(off)) are not secrets and are shown.
+        (a value as V(VALUE_SPECIFIED_IN_NO_LOG_PARAMETER), a value inside a longer text as V(********)).
+        Flags (V(true), V(false), V(yes), V(no), V(on), V(off)) are not secrets and are shown.
       - These come on top of the patterns every module of the collection masks, V(auth.ldap.*.bind_pw),
         V(auth.radius.*.secret), V(*password*), V(*passwd*), V(*_pw), V(*secret*), V(*token*), V(*priv_key*),
         V(*private_key*), V(*.sp_key*), V(pvt_*_digest), V(pvt_google_auth_secret*) and V(pvt_totp_secret*).
