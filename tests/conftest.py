@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -106,6 +107,23 @@ def run_playbook(playbook, inventory, *options):
         [os.path.join(ANSIBLE_BIN, "ansible-playbook"), "-i", inventory, playbook, *options],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False,
     )
+
+
+def run_to_the_end(argv, timeout, env=None):
+    """Run a test runner script in a process group of its own: (exit code, stdout and stderr together).
+
+    On a timeout the group is stopped the way Ctrl-C would stop it (SIGTERM), so that the script's own
+    clean-up (containers, networks) runs, and the test fails with what it printed.
+    """
+    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, ANSIBLE_NOCOLOR="1", **(env or {})), start_new_session=True)
+    try:
+        out, _err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, _err = proc.communicate()
+        pytest.fail("%s took more than %d s:\n%s" % (" ".join(argv), timeout, out))
+    return proc.returncode, out
 
 
 def recap(output):

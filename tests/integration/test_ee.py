@@ -8,13 +8,11 @@ with Podman and rolls the post-auth script out to two emulated servers with ansi
 import json
 import os
 import re
-import signal
-import subprocess
 import tarfile
 
 import pytest
 import yaml
-from conftest import REPO, Server, recap
+from conftest import REPO, Server, recap, run_to_the_end
 
 RUNNER = os.path.join(REPO, "tests", "bin", "ee")
 BUILD = os.path.join(REPO, ".build", "ee")
@@ -34,16 +32,9 @@ def pinned(package):
 
 
 def ee(*args, timeout):
-    """Run tests/bin/ee; on a timeout, stop it the way Ctrl-C would, so that it removes its containers."""
-    proc = subprocess.Popen([RUNNER, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ, ANSIBLE_NOCOLOR="1"), start_new_session=True)
-    try:
-        out, _err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGTERM)
-        out, _err = proc.communicate()
-        pytest.fail("tests/bin/ee %s took more than %d s:\n%s" % (" ".join(args), timeout, out))
-    assert proc.returncode == 0, out
+    """Run tests/bin/ee (stopped as by Ctrl-C on a timeout, so that it removes its containers)."""
+    rc, out = run_to_the_end([RUNNER, *args], timeout)
+    assert rc == 0, out
     return out
 
 

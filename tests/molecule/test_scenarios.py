@@ -5,10 +5,10 @@ tests/bin/molecule builds the host images and fetches containers.podman once (ca
 """
 
 import os
-import signal
 import subprocess
 
 import pytest
+from conftest import run_to_the_end
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUNNER = os.path.join(REPO, "tests", "bin", "molecule")
@@ -17,16 +17,8 @@ SCENARIOS = sorted(d for d in os.listdir(os.path.join(REPO, "molecule"))
 
 
 def molecule(*args, timeout=1200, **env):
-    """Run tests/bin/molecule; on a timeout, stop it the way Ctrl-C would, so that it cleans up."""
-    proc = subprocess.Popen([RUNNER, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ, ANSIBLE_NOCOLOR="1", PY_COLORS="0", **env), start_new_session=True)
-    try:
-        out, _err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGTERM)
-        out, _err = proc.communicate()
-        pytest.fail("tests/bin/molecule %s took more than %d s:\n%s" % (" ".join(args), timeout, out))
-    return proc.returncode, out
+    """Run tests/bin/molecule (stopped as by Ctrl-C on a timeout, so that it cleans up)."""
+    return run_to_the_end([RUNNER, *args], timeout, dict(PY_COLORS="0", **env))
 
 
 def containers(prefix):
