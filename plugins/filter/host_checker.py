@@ -10,7 +10,8 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.ovpnas.fleet.plugins.plugin_utils.post_auth import SettingsError, host_checker_apps
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.capabilities.host_checker import apps as host_checker_apps
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.checks import SettingsError
 
 
 def host_checker_query_file(apps, name="host_checker_apps"):

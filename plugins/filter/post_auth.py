@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.ovpnas.fleet.plugins.plugin_utils.compose import ComposeError, settings_of
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.compose import ComposeError, post_auth_variables, settings_of
 
 
 def post_auth_settings(params):
     try:
-        return settings_of(dict(params))
+        return settings_of(post_auth_variables(dict(params)))
     except ComposeError as exc:
         raise AnsibleFilterError(exc.message) from None
 
@@ -21,7 +21,7 @@ def post_auth_settings(params):
 def post_auth_user_properties(params):
     """The user properties the role pushes: device registrations and TOTP seeds, per user."""
     try:
-        return settings_of(dict(params))["users"]
+        return settings_of(post_auth_variables(dict(params)))["users"]
     except ComposeError as exc:
         raise AnsibleFilterError(exc.message) from None
 

@@ -21,26 +21,27 @@ import re
 import tokenize
 
 import jinja2
+import yaml
 from ansible.errors import AnsibleError
 from ansible.module_utils.ansible_release import __version__ as ansible_version
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import seal
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils import capabilities
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.checks import SHOWN, SettingsError, flag, shown
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils.post_auth import (
-    SHOWN,
-    SettingsError,
     build_settings,
-    flag,
-    host_checker_apps,
-    role_flag,
-    shown,
+    exclusive_prefixes,
+    script_parts,
+    secret_properties,
 )
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TEMPLATE = os.path.join(ROOT, "templates", "post_auth", "frame.py.j2")
 HARNESS = os.path.join(ROOT, "roles", "post_auth", "files", "policy_harness.py")
-# what turns settings into the script's text, besides the templates
-RENDERERS = (os.path.join(ROOT, "plugins", "filter", "pyliteral.py"),)
+# what turns settings into the script's text, besides the templates: the literal renderer, and the
+# capabilities (their titles, messages and what the frame renders for them)
+RENDERERS = (os.path.join(ROOT, "plugins", "filter", "pyliteral.py"),) + capabilities.FILES
 ROLES = ("host_checker", "post_auth")
 # the rendering engine: another version may render the same templates differently
 RENDERER_VERSIONS = {"ansible-core": ansible_version, "jinja2": jinja2.__version__}
@@ -62,7 +63,7 @@ def _files_digest(template):
     for folder, _dirs, names in os.walk(top):
         paths.extend(os.path.join(folder, name) for name in names if name.endswith(".j2"))
     named = sorted((os.path.relpath(path, top), path) for path in paths)
-    named += [(os.path.basename(path), path) for path in RENDERERS]
+    named += [(os.path.relpath(path, ROOT), path) for path in RENDERERS]
     for name, path in named:
         digest.update(name.encode("utf-8") + b"\0")
         with open(path, "rb") as handle:
@@ -130,6 +131,10 @@ def strict_value(name, value, option):
                 if elements is not None and not isinstance(item, elements):
                     wanted_item = TYPE_NAMES[elements]
                     raise SettingsError("%s[%d]: must be %s, not %s" % (name, index, wanted_item, _kind(item)))
+                if option.get("options") and any(not isinstance(key, str) for key in item):
+                    # Ansible's validator fails on a key that is not text instead of naming it
+                    key = next(key for key in item if not isinstance(key, str))
+                    raise SettingsError("%s[%d]: the key %s is not text" % (name, index, shown(key)))
     except SettingsError as exc:
         raise ComposeError(str(exc)) from None
     choices = option.get("choices")
@@ -162,12 +167,29 @@ def shortened(message, values=()):
     return message if len(message) <= 400 else message[:400] + "..."
 
 
-def role_variables(loader, templar, task_vars, roles, entry="compose"):
-    """The variables of ``roles`` as the roles would see them, templated and validated.
+def checked(role, spec, provided, defaults):
+    """``provided`` (the role's variables, templated) checked against the role's argument ``spec``.
 
-    The roles' defaults sit under the task's variables; each variable is checked against its
-    argument spec (entry point ``entry``) without coercion, then the role's argument specs are
-    checked as a whole the way Ansible checks a role's arguments.
+    Each variable is checked without coercion, then the whole the way Ansible checks a role's
+    arguments. A variable that is unset or null has the role's default (``defaults``, templated).
+    """
+    # null is unset (Ansible's validator would refuse it where it wants a list or a mapping)
+    values = {name: strict_value(name, value, spec[name]) for name, value in provided.items() if value is not None}
+    errors = ArgumentSpecValidator(spec).validate(values, validate_role_argument_spec=True).error_messages
+    errors = [shortened(error, values.values()) for error in errors]
+    if errors:
+        raise ComposeError("Validation of the %s role's variables failed:\n%s" % (role, "\n".join(errors)))
+    for name in spec:
+        if values.get(name) is None and name in defaults:
+            values[name] = defaults[name]
+    return values
+
+
+def role_variables(loader, templar, task_vars, roles, entry="compose"):
+    """The variables of ``roles`` as the roles would see them, templated and validated (see ``checked``).
+
+    The roles' defaults sit under the task's variables; the argument specs of entry point ``entry``
+    say which variables are the role's.
     """
     defaults = {}
     for role in ROLES:
@@ -180,13 +202,28 @@ def role_variables(loader, templar, task_vars, roles, entry="compose"):
         specs = load_role_file(loader, role, "meta", "argument_specs.yml")["argument_specs"]
         spec = specs[entry]["options"]
         provided = templar.template({name: variables[name] for name in spec if name in variables})
-        provided = {name: strict_value(name, value, spec[name]) for name, value in provided.items()}
-        errors = ArgumentSpecValidator(spec).validate(provided, validate_role_argument_spec=True).error_messages
-        errors = [shortened(error, provided.values()) for error in errors]
-        if errors:
-            raise ComposeError("Validation of the %s role's variables failed:\n%s" % (role, "\n".join(errors)))
-        values.update(provided)
+        unset = [name for name in spec if provided.get(name) is None and name in defaults]
+        values.update(checked(role, spec, provided, templar.template({name: defaults[name] for name in unset})))
     return values
+
+
+def post_auth_variables(params):
+    """The post_auth role's variables without their prefix (``params``, templated) over its defaults, checked.
+
+    What the filters take: the role's argument specs check them as they check the role's, and a
+    default that is a template over another role's variables (``host_checker_apps``) is left out.
+    """
+    with open(role_file("post_auth", "defaults", "main.yml")) as handle:
+        defaults = {name: value for name, value in yaml.safe_load(handle).items()
+                    if not (isinstance(value, str) and "{{" in value)}
+    with open(role_file("post_auth", "meta", "argument_specs.yml")) as handle:
+        spec = yaml.safe_load(handle)["argument_specs"]["compose"]["options"]
+    provided = dict(defaults)
+    provided.update({"post_auth_" + name: value for name, value in params.items()})
+    unknown = sorted(name for name in provided if name not in spec)
+    if unknown:
+        raise ComposeError("post_auth variables: unknown %s" % ", ".join(unknown))
+    return unprefixed(checked("post_auth", spec, provided, defaults), "post_auth")
 
 
 def unprefixed(values, role):
@@ -217,17 +254,16 @@ def _run(builder, params):
 
 
 def settings_of(params):
-    """The script's settings from the post_auth role's variables (unprefixed)."""
-    settings, flags, digest, secrets, users = _run(build_settings, params)
+    """The script's settings from the post_auth role's checked variables (unprefixed), and what comes with them."""
+    result = _run(build_settings, params)
     values = []
-    for value in secrets.values():
+    for value in result["secrets"].values():
         values.extend(value.values() if isinstance(value, dict) else [value])
-    apps = []
-    if "host_checker" in settings:
-        apps = _run(lambda p: host_checker_apps(p.get("host_checker_apps")), params)
-    return {"settings": settings, "flags": flags, "sha256": digest, "features": settings["features"],
-            "secrets": secrets, "secret_values": values, "users": users,
-            "required_apps": [{"name": app["name"], "platform": app["platform"]} for app in apps]}
+    apps = result["settings"].get("host_checker", {}).get("apps", [])
+    result.update(script_parts(result["settings"]))
+    result.update(features=result["settings"]["features"], secret_values=values,
+                  required_apps=[{"name": app["name"], "platform": app["platform"]} for app in apps])
+    return result
 
 
 # The standard modules a generated script may import. The frame imports none of them itself:
@@ -279,7 +315,7 @@ class PostAuth:
             "post_auth": {"state": params["state"]},
             "users": {},
             "users_exclusive_prefixes": [],
-            "secret_keys": [params["challenge_totp_property"]],
+            "secret_keys": secret_properties(params),
         }
         if params["state"] != "present":
             return
@@ -303,8 +339,7 @@ class PostAuth:
             secrets=self.settings["secret_values"],
         )
         self.desired["users"] = self.settings["users"]
-        if role_flag(params, "device_pinning_registry_exclusive"):
-            self.desired["users_exclusive_prefixes"] = ["pvt_hw_addr"]
+        self.desired["users_exclusive_prefixes"] = exclusive_prefixes(params)
 
     def template_vars(self):
         return {"__post_auth_settings": self.settings, "__post_auth_version": self.version,

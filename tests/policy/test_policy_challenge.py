@@ -36,6 +36,15 @@ from policy_mfa import (
     totp,
 )
 
+# The capability on in each of its variants, for the unit test that renders every combination of
+# capabilities (tests/unit/templates/test_script_combinations.py reads this literal).
+VARIANTS = [
+    {"post_auth_challenge_verify": "totp", "post_auth_challenge_totp_secrets": {"alice": "JBSWY3DPEHPK3PXP"}},
+    {"post_auth_challenge_verify": "totp", "post_auth_challenge_static": True,
+     "post_auth_challenge_totp_secrets": {"alice": "JBSWY3DPEHPK3PXP"}},
+    {"post_auth_challenge_verify": "http", "post_auth_challenge_url": "https://otp.example.com/check"},
+]
+
 PASSWORD = "challenge-tests-pw"
 TEXT = "Enter the code of your authenticator"
 STRICT_TEXT = "Code please (8 digits)"
@@ -439,7 +448,7 @@ def test_endpoint_unavailable_is_refused(verify, http_peer, mode, options):
 def test_token_from_a_file_and_a_good_certificate(built, http_peer, relay, token_file):
     relayed = built["challenge-relay"]
     assert FILE_TOKEN not in relayed.script
-    assert "'token': {'file': %r, 'secret': None}" % token_file in relayed.script
+    assert "'token': {'file': %r}" % token_file in relayed.script
     http_peer.token = FILE_TOKEN
     relay.target = (peers.LOOPBACK, http_peer.port)
     outcome = relayed.login("alice", PASSWORD, "--sr", "123456")

@@ -32,6 +32,15 @@ from policy_mfa import (
     totp,
 )
 
+# The capability on in each of its variants, for the unit test that renders every combination of
+# capabilities (tests/unit/templates/test_script_combinations.py reads this literal).
+VARIANTS = [
+    {"post_auth_custom_auth_method": "http", "post_auth_custom_auth_url": "https://auth.example.com/vpn"},
+    {"post_auth_custom_auth_method": "hashes",
+     "post_auth_custom_auth_hashes": {
+         "svc": "pbkdf2_sha256$100000$c2FsdA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}},
+]
+
 TOKEN = random_token("custom-auth")
 OFFICE_IP = "198.51.100.40"
 DISTINCT_PASSWORD = "Zoe-Distinct-Password-5e1f"

@@ -9,6 +9,14 @@ root without depending on each other's logins.
 import pytest
 from policy import MESSAGES, Log, hw_slots, recap, scenarios, user_props, vpn
 
+# The capability on in each of its variants, for the unit test that renders every combination of
+# capabilities (tests/unit/templates/test_script_combinations.py reads this literal).
+VARIANTS = [
+    {"post_auth_device_pinning_mode": "auto"},
+    {"post_auth_device_pinning_mode": "auto", "post_auth_device_pinning_networks": ["10.0.0.0/8"]},
+    {"post_auth_device_pinning_mode": "manual", "post_auth_device_pinning_registry": {"alice": ["00:11:22:33:44:55"]}},
+]
+
 OFFICE = "10.1.2.3"
 LAB = "192.0.2.44"
 HOME = "198.51.100.7"

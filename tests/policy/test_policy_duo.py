@@ -28,6 +28,15 @@ from policy_mfa import (
     local_users,
 )
 
+# The capability on in each of its variants, for the unit test that renders every combination of
+# capabilities (tests/unit/templates/test_script_combinations.py reads this literal).
+VARIANTS = [
+    {"post_auth_duo_api_host": "api-xxxxxxxx.duosecurity.com", "post_auth_duo_integration_key": "DIXXXXXXXXXXXXXXXXXX",
+     "post_auth_duo_secret_key": "ssssssssssssssssssssssssssssssssssssssss"},
+    {"post_auth_duo_api_host": "api-xxxxxxxx.duosecurity.com", "post_auth_duo_integration_key": "DIXXXXXXXXXXXXXXXXXX",
+     "post_auth_duo_secret_key": "ssssssssssssssssssssssssssssssssssssssss", "post_auth_duo_factor": "ask"},
+]
+
 PASSWORD = "duo-tests-pw"
 OFFICE_IP = "198.51.100.20"
 WRONG_SKEY = "0" * 40
@@ -363,8 +372,10 @@ def test_key_file_keeps_the_key_out_of_the_script(safe, duo, key_file):
     script = safe.script
     assert duo.skey not in script
     assert SECRET_MARKER not in script
-    assert "\nSECRETS = {}\n" in script
-    assert "'skey': {'file': %r, 'secret': None}" % key_file in script
+    # no inline secret: the script holds no SECRETS at all, and reads the key from the file
+    assert "\nSECRETS = " not in script
+    assert "\nSECRET_FILES = {}\n" in script
+    assert "'skey': {'file': %r}" % key_file in script
     assert os.stat(key_file).st_mode & 0o777 == 0o600
 
 

@@ -11,6 +11,16 @@ against the same loaded script.
 import pytest
 from policy import ADMINS_DN, GROUPS_BASE, MESSAGES, Log, scenarios, user_props
 
+# The capability on in each of its variants, for the unit test that renders every combination of
+# capabilities (tests/unit/templates/test_script_combinations.py reads this literal).
+VARIANTS = [
+    {"post_auth_group_mapping_rules": [{"ldap_groups": ["cn=vpn,ou=groups,dc=example,dc=com"], "group": "vpn"}]},
+    {"post_auth_group_mapping_ldap_mode": "search", "post_auth_group_mapping_ldap_group_base": "ou=groups,dc=x",
+     "post_auth_group_mapping_sources": ["ldap", "radius", "saml"],
+     "post_auth_group_mapping_rules": [{"radius_attribute": "Class", "radius_pattern": "^vpn-", "group": "vpn"},
+                                       {"saml_groups": ["staff"], "group": "staff"}]},
+]
+
 APIS = ["ldap3", "python-ldap"]
 ENGINEERING_DN = "cn=engineering,ou=groups,dc=example,dc=com"
 MISSING_BASE = "ou=missing,dc=example,dc=com"

@@ -11,6 +11,12 @@ import os
 import pytest
 from policy import MESSAGES, Log, scenarios, vpn
 
+# The capability on in each of its variants, for the unit test that renders every combination of
+# capabilities (tests/unit/templates/test_script_combinations.py reads this literal).
+VARIANTS = [
+    {"host_checker_apps": [{"name": "FIREFOX", "regex": "^mozilla firefox", "min_version": "115.0"}]},
+]
+
 APPS = [
     {"name": "FIREFOX", "regex": "^mozilla firefox", "platform": "all", "min_version": "115.10", "required": True},
     {"name": "DEFENDER", "regex": "^microsoft defender", "platform": "win", "required": True},

@@ -24,6 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CAPABILITIES = sorted(name[:-3] for name in os.listdir(os.path.join(REPO, "plugins", "plugin_utils", "capabilities"))
+                      if name.endswith(".py") and not name.startswith("_"))
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "1000"))
 PYENV_ROOT = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
@@ -129,9 +131,8 @@ GOOD = st.fixed_dictionaries({
     "post_auth_duo_secret_key": MESSAGE,
     "post_auth_challenge_url": st.just("https://otp.example.com/check"),
 }, optional={
-    "post_auth_custom_auth": st.booleans(), "post_auth_group_mapping": st.booleans(),
-    "post_auth_device_pinning": st.booleans(), "post_auth_host_checker": st.booleans(),
-    "post_auth_duo": st.booleans(), "post_auth_challenge": st.booleans(),
+    # every capability's switch (one module each in the registry)
+    **{"post_auth_" + name: st.booleans() for name in CAPABILITIES},
     "post_auth_state": st.sampled_from(["present", "present", "absent"]),
     "post_auth_messages": st.dictionaries(st.sampled_from(["internal_error", "group_unmatched", "app_outdated",
                                                            "device_not_registered", "challenge_wrong",
@@ -199,9 +200,10 @@ def as_data(post_auth, script):
     for flag, value in settings["flags"].items():
         assert namespace[flag] == value, flag
     assert namespace.get("SECRETS", {}) == settings["secrets"]
-    local = {"features", "messages", "group_mapping", "device_pinning", "host_checker"}
-    shared = {key: value for key, value in settings["settings"].items() if key not in local}
-    assert namespace.get("SETTINGS", {}) == shared
+    # the capabilities that render no constants of their own keep their settings in SETTINGS
+    assert namespace.get("SETTINGS", {}) == settings["shared"]
+    for name, own in settings["shared"].items():
+        assert own == settings["settings"][name]
     assert callable(namespace.get("post_auth") or namespace.get("post_auth_cr"))
 
 

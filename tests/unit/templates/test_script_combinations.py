@@ -6,6 +6,7 @@ compiled by every Python 3 of the machine, as Access Server compiles it (from it
 ``<string>``), and checked by pyflakes (ruff's F rules): a script holds no name it does not use.
 """
 
+import ast
 import glob
 import itertools
 import json
@@ -20,48 +21,31 @@ from ansible.plugins.loader import init_plugin_loader, lookup_loader
 from ansible.template import Templar
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-HASH = "pbkdf2_sha256$100000$c2FsdA$" + "A" * 43 + "="
+POLICY = os.path.join(REPO, "tests", "policy")
 
-# what turns each capability on, per variant
-CAPABILITIES = {
-    "custom_auth": [
-        {"post_auth_custom_auth_method": "http", "post_auth_custom_auth_url": "https://auth.example.com/vpn"},
-        {"post_auth_custom_auth_method": "hashes", "post_auth_custom_auth_hashes": {"svc": HASH}},
-    ],
-    "group_mapping": [
-        {"post_auth_group_mapping_rules": [{"ldap_groups": ["cn=vpn,ou=groups,dc=example,dc=com"], "group": "vpn"}]},
-        {"post_auth_group_mapping_ldap_mode": "search", "post_auth_group_mapping_ldap_group_base": "ou=groups,dc=x",
-         "post_auth_group_mapping_sources": ["ldap", "radius", "saml"],
-         "post_auth_group_mapping_rules": [{"radius_attribute": "Class", "radius_pattern": "^vpn-", "group": "vpn"},
-                                           {"saml_groups": ["staff"], "group": "staff"}]},
-    ],
-    "device_pinning": [
-        {"post_auth_device_pinning_mode": "auto"},
-        {"post_auth_device_pinning_mode": "auto", "post_auth_device_pinning_networks": ["10.0.0.0/8"]},
-        {"post_auth_device_pinning_mode": "manual",
-         "post_auth_device_pinning_registry": {"alice": ["00:11:22:33:44:55"]}},
-    ],
-    "host_checker": [
-        {"host_checker_apps": [{"name": "FIREFOX", "regex": "^mozilla firefox", "min_version": "115.0"}]},
-    ],
-    "duo": [
-        {"post_auth_duo_api_host": "api-xxxxxxxx.duosecurity.com", "post_auth_duo_integration_key": "DI" + "X" * 18,
-         "post_auth_duo_secret_key": "s" * 40},
-        {"post_auth_duo_api_host": "api-xxxxxxxx.duosecurity.com", "post_auth_duo_integration_key": "DI" + "X" * 18,
-         "post_auth_duo_secret_key": "s" * 40, "post_auth_duo_factor": "ask"},
-    ],
-    "challenge": [
-        {"post_auth_challenge_verify": "totp", "post_auth_challenge_totp_secrets": {"alice": "JBSWY3DPEHPK3PXP"}},
-        {"post_auth_challenge_verify": "totp", "post_auth_challenge_static": True,
-         "post_auth_challenge_totp_secrets": {"alice": "JBSWY3DPEHPK3PXP"}},
-        {"post_auth_challenge_verify": "http", "post_auth_challenge_url": "https://otp.example.com/check"},
-    ],
-}
+
+def read_variants(name):
+    """The ``VARIANTS`` literal of the capability's policy test file: what turns it on, per variant."""
+    path = os.path.join(POLICY, "test_policy_%s.py" % name)
+    with open(path, encoding="utf-8") as handle:
+        tree = ast.parse(handle.read(), path)
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["VARIANTS"]:
+            return ast.literal_eval(node.value)
+    raise AssertionError("%s has no VARIANTS: the capability %s is not in the combinations" % (path, name))
+
+
+def capabilities():
+    """Every capability of the registry, in the chain's order, with its variants."""
+    from ansible_collections.ovpnas.fleet.plugins.plugin_utils.capabilities import CHAIN
+
+    return {name: read_variants(name) for name in CHAIN}
 
 
 def combinations():
     """Every set of capabilities that are on (63); each on in one of its variants, taken in turn."""
-    names = list(CAPABILITIES)
+    found = capabilities()
+    names = list(found)
     for number, switches in enumerate(itertools.product([False, True], repeat=len(names))):
         enabled = [name for name, on in zip(names, switches) if on]
         if not enabled:
@@ -69,7 +53,7 @@ def combinations():
         inventory = {"host_checker_apps": []}
         labels = []
         for name in enabled:
-            variants = CAPABILITIES[name]
+            variants = found[name]
             variant = number % len(variants)
             inventory["post_auth_%s" % name] = True
             inventory.update(variants[variant])
@@ -80,7 +64,7 @@ def combinations():
 def test_every_variant_is_taken():
     taken = {label for name, _inventory in combinations() for label in name.split("+")}
     assert taken == {"%s%s" % (name, n + 1 if len(variants) > 1 else "")
-                     for name, variants in CAPABILITIES.items() for n in range(len(variants))}
+                     for name, variants in capabilities().items() for n in range(len(variants))}
 
 
 def render_all(folder):

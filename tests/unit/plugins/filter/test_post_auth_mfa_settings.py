@@ -39,23 +39,24 @@ def challenge(**changes):
         (duo(duo_api_host=""), "post_auth_duo_api_host: is required"),
         (duo(duo_api_host="https://api.example.com/"), "post_auth_duo_api_host: 'https://api.example.com/' is not"),
         (duo(duo_integration_key=""), "post_auth_duo_integration_key: is required"),
-        (duo(duo_factor="sms"), "post_auth_duo_factor: must be push or ask"),
-        (duo(duo_fail_mode="open"), "post_auth_duo_fail_mode: must be secure or safe"),
+        (duo(duo_factor="sms"), "post_auth_duo_factor: 'sms' is not one of push, ask"),
+        (duo(duo_fail_mode="open"), "post_auth_duo_fail_mode: 'open' is not one of secure, safe"),
         (duo(duo_proxy="http://user:pass@proxy:3128"), "post_auth_duo_proxy: must not hold credentials"),
         (duo(duo_proxy="proxy:3128"), "post_auth_duo_proxy: is not a proxy URL"),
         (duo(duo_timeout=0), "post_auth_duo_timeout: must be a number from 1 to 120"),
         (pas(custom_auth_url=""), "post_auth_custom_auth_url: is required"),
         (pas(custom_auth_url="http://auth.example.com/vpn"), "post_auth_custom_auth_url: must use https"),
         (pas(custom_auth_url="ftp://x"), "post_auth_custom_auth_url: is not an http(s) URL"),
-        (pas(custom_auth_method="ldap"), "post_auth_custom_auth_method: must be http or hashes"),
+        (pas(custom_auth_method="ldap"), "post_auth_custom_auth_method: 'ldap' is not one of http, hashes"),
         (pas(custom_auth_method="hashes"), "post_auth_custom_auth_hashes: must map user names"),
         (pas(custom_auth_method="hashes", custom_auth_hashes={"svc": "plain-text-password"}),
          "post_auth_custom_auth_hashes.svc: must be pbkdf2_sha256$ITERATIONS$SALT$BASE64"),
         (pas(custom_auth_method="hashes", custom_auth_hashes={"svc": HASH.replace("100000", "1000")}),
          "post_auth_custom_auth_hashes.svc: must be pbkdf2_sha256$ITERATIONS$SALT$BASE64 with at least 100000"),
-        (challenge(challenge_verify="sms"), "post_auth_challenge_verify: must be totp or http"),
+        (challenge(challenge_verify="sms"), "post_auth_challenge_verify: 'sms' is not one of totp, http"),
         (challenge(challenge_totp_digits=5), "post_auth_challenge_totp_digits: must be 6, 7 or 8"),
-        (challenge(challenge_totp_algorithm="md5"), "post_auth_challenge_totp_algorithm: must be one of"),
+        (challenge(challenge_totp_algorithm="md5"),
+         "post_auth_challenge_totp_algorithm: 'md5' is not one of sha1, sha256, sha512"),
         (challenge(challenge_totp_property="totp_secret"), "post_auth_challenge_totp_property: must be a private"),
         (challenge(challenge_text="line one\nline two"), "post_auth_challenge_text: must be one line"),
         (challenge(challenge_verify="http"), "post_auth_challenge_url: is required"),
@@ -103,12 +104,12 @@ def test_flags(values, flags):
 def test_inline_secrets_stay_out_of_the_settings():
     result = post_auth_settings(duo(duo_secret_key=SKEY))
     assert result["secrets"] == {"duo_secret_key": SKEY}
-    assert result["settings"]["duo"]["skey"] == {"secret": "duo_secret_key", "file": None}
+    assert result["settings"]["duo"]["skey"] == {"secret": "duo_secret_key"}
     assert SKEY not in repr(result["settings"])
     assert result["secret_values"] == [SKEY]
     from_file = post_auth_settings(duo(duo_secret_key="", duo_secret_key_file="/root/.duo"))
     assert from_file["secrets"] == {} and from_file["secret_values"] == []
-    assert from_file["settings"]["duo"]["skey"] == {"secret": None, "file": "/root/.duo"}
+    assert from_file["settings"]["duo"]["skey"] == {"file": "/root/.duo"}
 
 
 def test_hashes_are_secrets_and_rotation_changes_the_sha():

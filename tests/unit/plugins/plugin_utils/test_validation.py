@@ -7,7 +7,8 @@ import yaml
 
 from ansible_collections.ovpnas.fleet.plugins.filter.host_checker import host_checker_query_file
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils import compose
-from ansible_collections.ovpnas.fleet.plugins.plugin_utils.post_auth import SettingsError, host_checker_apps
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.capabilities.host_checker import apps as host_checker_apps
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.checks import SettingsError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
@@ -31,8 +32,9 @@ def params(**changes):
 
 
 def refusal(**changes):
+    """Why the role refuses ``changes``: its argument specs, then what they cannot express."""
     with pytest.raises(compose.ComposeError) as caught:
-        compose.PostAuth(params(**changes), "0.1.0")
+        compose.PostAuth(compose.post_auth_variables(params(**changes)), "0.1.0")
     return str(caught.value)
 
 
@@ -144,7 +146,7 @@ def test_messages_never_echo_a_megabyte():
         assert "x" * 41 not in text, text[:300]
 
 
-@pytest.mark.parametrize("python", ["", "  ", None])
+@pytest.mark.parametrize("python", ["", "  "])
 def test_a_missing_python_is_named(python):
     assert refusal(python=python).startswith("post_auth_python: must name the Python 3")
 
@@ -163,8 +165,11 @@ def test_whole_numbers_as_text_are_digits_only(value):
 
 
 def test_long_unknown_names_and_bad_networks_are_shortened():
-    text = refusal(group_mapping=True, group_mapping_rules=[{MEGABYTE: 1, 7: 2, "group": "g", "ldap_groups": ["x"]}])
-    assert text.startswith("post_auth_group_mapping_rules[0]: unknown keys ") and "x" * 41 not in text, text[:300]
+    text = refusal(group_mapping=True, group_mapping_rules=[{MEGABYTE: 1, "group": "g", "ldap_groups": ["x"]}])
+    assert text.startswith("Validation of the post_auth role's variables failed:\npost_auth_group_mapping_rules.x")
+    assert "x" * 41 not in text, text[:300]
+    text = refusal(group_mapping=True, group_mapping_rules=[{7: 2, "group": "g", "ldap_groups": ["x"]}])
+    assert text == "post_auth_group_mapping_rules[0]: the key 7 is not text"
     text = refusal(host_checker=True, host_checker_on_error={1: "deny", "x": "deny"})
     assert text.startswith("post_auth_host_checker_on_error"), text
     text = refusal(device_pinning=True, device_pinning_networks=["10.0.0.0/" + "9" * 300])

@@ -1,0 +1,82 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) ovpnas.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Device pinning: VPN logins only from registered hardware addresses."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.checks import (
+    exemptions,
+    fail,
+    shown,
+    user_name,
+    within,
+    words,
+)
+
+ORDER = 30
+TITLE = "device pinning"
+LOCAL = True
+MESSAGES = {
+    "device_missing_address": "This VPN client does not report a hardware address, which is required.",
+    "device_invalid_address": "This VPN client reports a hardware address that is not valid.",
+    "device_not_registered": "This device is not registered for your account.",
+}
+HW_ADDRESS = re.compile(r"^[0-9A-Fa-f]{2}([:-]?)(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}$")
+# the user properties that hold a user's devices
+SLOTS = ["pvt_hw_addr"] + ["pvt_hw_addr%d" % n for n in range(2, 11)]
+
+
+def normalize_hw_address(value, name):
+    if not isinstance(value, str) or not HW_ADDRESS.match(value.strip()):
+        fail(name, "%s is not a hardware address like 00:11:22:aa:bb:cc" % shown(value))
+    digits = re.sub(r"[^0-9A-Fa-f]", "", value).lower()
+    return ":".join(digits[i:i + 2] for i in range(0, 12, 2))
+
+
+def build(params, secrets):
+    prefix = "post_auth_device_pinning"
+    networks = []
+    for index, net in enumerate(words(params["device_pinning_networks"], prefix + "_networks")):
+        try:
+            networks.append(str(ipaddress.ip_network(net, strict=False)))
+        except ValueError:
+            fail("%s_networks[%d]" % (prefix, index), "%s is not a network like 10.0.0.0/8" % shown(net))
+    settings = {
+        "mode": params["device_pinning_mode"],
+        "max_devices": within(params["device_pinning_max_devices"], prefix + "_max_devices", 1, 10),
+        "networks": networks,
+        "allow_missing_address": params["device_pinning_allow_missing_address"],
+    }
+    settings.update(exemptions(params, "device_pinning"))
+    return settings
+
+
+def registry(params):
+    """The manual registry as user properties: {user: {pvt_hw_addr: ..., pvt_hw_addr2: ...}}."""
+    name = "post_auth_device_pinning_registry"
+    users = {}
+    for user, addresses in params["device_pinning_registry"].items():
+        user_name(user, "%s key %s" % (name, shown(user)))
+        if isinstance(addresses, str):
+            addresses = [addresses]
+        if not isinstance(addresses, (list, tuple)) or not 1 <= len(addresses) <= 10:
+            fail("%s.%s" % (name, user), "must be a list of 1 to 10 hardware addresses")
+        normalized = [normalize_hw_address(a, "%s.%s[%d]" % (name, user, i)) for i, a in enumerate(addresses)]
+        if len(set(normalized)) != len(normalized):
+            fail("%s.%s" % (name, user), "lists an address twice")
+        users[str(user)] = dict(zip(SLOTS, normalized))
+    return users
+
+
+def users(params, settings):
+    return registry(params)
+
+
+def exclusive_prefixes(params):
+    # with an exclusive registry, devices of users it does not list are removed
+    return ["pvt_hw_addr"] if params["device_pinning_registry_exclusive"] else []

@@ -1,0 +1,88 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) ovpnas.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Host-checker policy: the applications and client versions that Windows and macOS clients report."""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.checks import fail, flag, listed, version, words
+
+ORDER = 40
+TITLE = "host-checker policy"
+LOCAL = True
+MESSAGES = {
+    "platform_not_allowed": "VPN connections from this platform are not allowed.",
+    "client_too_old": "Please update your VPN client to version {min_version} or later.",
+    "app_missing": "{app} is required on this device.",
+    "app_outdated": "{app} must be updated to version {min_version} or later.",
+    "app_unverifiable": "{app} could not be verified on this device.",
+    "platform_cannot_report": "This device cannot report its applications, which is required.",
+}
+# the errors a client may report for an application, besides ERR_NOT_FOUND
+APP_ERRORS = ("ERR_NO_VERSION", "ERR_MANY_FOUND", "ERR_REGEX")
+APP_KEYS = {"name", "regex", "platform", "min_version", "required", "description"}
+APP_NAME = re.compile(r"^[A-Za-z0-9_]+\Z")
+
+
+def apps(values, name="post_auth_host_checker_apps"):
+    """The application list shared with the host_checker role (which writes the query file from it)."""
+    result = []
+    seen = set()
+    for index, app in enumerate(values or []):
+        item = "%s[%d]" % (name, index)
+        if not isinstance(app, dict):
+            fail(item, "must be a mapping with name, regex, platform, min_version, required")
+        unknown = set(app) - APP_KEYS
+        if unknown:
+            fail(item, "unknown keys %s" % listed(unknown))
+        app_name = app.get("name")
+        if not isinstance(app_name, str) or not APP_NAME.match(app_name):
+            fail(item + ".name", "must be letters, digits and underscores")
+        platform = app.get("platform") or "all"
+        if platform not in ("win", "mac", "all"):
+            fail(item + ".platform", "must be win, mac or all")
+        if (app_name.upper(), platform) in seen:
+            fail(item, "lists %s for platform %s twice" % (app_name, platform))
+        seen.add((app_name.upper(), platform))
+        regex = app.get("regex")
+        if not isinstance(regex, str) or not regex or "\n" in regex or "\r" in regex:
+            fail(item + ".regex", "must be a one-line regular expression")
+        try:
+            re.compile(regex)
+        except re.error as exc:
+            fail(item + ".regex", "is not a regular expression: %s" % exc)
+        min_version = app.get("min_version")
+        result.append({
+            "name": app_name,
+            "regex": regex,
+            "platform": platform,
+            "min_version": version(min_version, item + ".min_version") if min_version not in (None, "") else None,
+            "required": flag(app.get("required", False), item + ".required"),
+        })
+    return result
+
+
+def build(params, secrets):
+    prefix = "post_auth_host_checker"
+    on_error = params["host_checker_on_error"]
+    unknown = set(on_error) - set(APP_ERRORS)
+    if unknown:
+        fail(prefix + "_on_error", "unknown codes %s (ERR_NOT_FOUND always refuses a required application)"
+             % listed(unknown))
+    errors = {}
+    for code in APP_ERRORS:
+        errors[code] = on_error.get(code, "deny")
+        if errors[code] not in ("deny", "allow"):
+            fail("%s_on_error.%s" % (prefix, code), "must be deny or allow")
+    minimum = params["host_checker_min_client_version"]
+    return {
+        "apps": apps(params.get("host_checker_apps")),
+        "errors": errors,
+        "missing_report": params["host_checker_missing_report"],
+        "platforms": words(params["host_checker_platforms"], prefix + "_platforms", lower=True),
+        "min_client_version": version(minimum, prefix + "_min_client_version") if minimum else None,
+        "unreporting_platforms": params["host_checker_unreporting_platforms"],
+    }
