@@ -39,9 +39,10 @@ from ansible_collections.ovpnas.fleet.plugins.plugin_utils.post_auth import (
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TEMPLATE = os.path.join(ROOT, "templates", "post_auth", "frame.py.j2")
 HARNESS = os.path.join(ROOT, "roles", "post_auth", "files", "policy_harness.py")
-# what turns settings into the script's text, besides the templates: the literal renderer, and the
-# capabilities (their titles, messages and what the frame renders for them)
-RENDERERS = (os.path.join(ROOT, "plugins", "filter", "pyliteral.py"),) + capabilities.FILES
+# what turns settings into the script's text, besides the templates: the literal renderer, the
+# capabilities (their titles, messages and what the frame renders for them), the builder and this file
+RENDERERS = tuple(os.path.join(ROOT, "plugins", *parts) for parts in (
+    ("filter", "pyliteral.py"), ("plugin_utils", "post_auth.py"), ("plugin_utils", "compose.py"))) + capabilities.FILES
 ROLES = ("host_checker", "post_auth")
 # the rendering engine: another version may render the same templates differently
 RENDERER_VERSIONS = {"ansible-core": ansible_version, "jinja2": jinja2.__version__}
@@ -259,10 +260,8 @@ def settings_of(params):
     values = []
     for value in result["secrets"].values():
         values.extend(value.values() if isinstance(value, dict) else [value])
-    apps = result["settings"].get("host_checker", {}).get("apps", [])
     result.update(script_parts(result["settings"]))
-    result.update(features=result["settings"]["features"], secret_values=values,
-                  required_apps=[{"name": app["name"], "platform": app["platform"]} for app in apps])
+    result.update(features=result["settings"]["features"], secret_values=values)
     return result
 
 

@@ -49,17 +49,16 @@ def build_settings(params):
     """
     enabled = [capability for capability in CAPABILITIES if params[capability.NAME]]
     for capability in enabled:
-        for other in capability.EXCLUDES:
+        for other, reason in capability.EXCLUDES.items():
             if other in BY_NAME and params[other]:
                 first, second = sorted((capability.NAME, other), key=list(BY_NAME).index)
-                fail("post_auth_" + first, "and post_auth_%s are both on: the script asks for one second factor"
-                     % second)
+                fail("post_auth_" + first, "and post_auth_%s are both on: %s" % (second, reason))
     secrets = {}
     settings = {}
     for capability in enabled:
         settings[capability.NAME] = capability.build(params, secrets)
     messages = _messages(params["messages"], enabled)
-    users, needs = {}, set()
+    users, needs, apps = {}, set(), []
     # network calls and PBKDF2 work run in a worker thread, not in Access Server's main thread
     flags = {"SYNCHRONOUS": not any(capability.blocking(settings[capability.NAME]) for capability in enabled)}
     for capability in enabled:
@@ -68,6 +67,7 @@ def build_settings(params):
         needs.update(capability.needs(own))
         for user, props in capability.users(params, own).items():
             users.setdefault(user, {}).update(props)
+        apps.extend(capability.required_apps(own))
     settings["features"] = [capability.NAME for capability in enabled]
     settings["messages"] = messages
     # the secrets count too: a rotated key is a different script
@@ -80,6 +80,7 @@ def build_settings(params):
         "sha256": hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
         "secrets": secrets,
         "users": users,
+        "required_apps": apps,
     }
 
 

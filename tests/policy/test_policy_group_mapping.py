@@ -19,6 +19,8 @@ VARIANTS = [
      "post_auth_group_mapping_sources": ["ldap", "radius", "saml"],
      "post_auth_group_mapping_rules": [{"radius_attribute": "Class", "radius_pattern": "^vpn-", "group": "vpn"},
                                        {"saml_groups": ["staff"], "group": "staff"}]},
+    {"post_auth_group_mapping_sources": ["radius"], "post_auth_group_mapping_radius_framed_ip": False,
+     "post_auth_group_mapping_default_group": "vpn", "post_auth_group_mapping_rules": []},
 ]
 
 APIS = ["ldap3", "python-ldap"]

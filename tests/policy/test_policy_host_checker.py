@@ -15,6 +15,7 @@ from policy import MESSAGES, Log, scenarios, vpn
 # capabilities (tests/unit/templates/test_script_combinations.py reads this literal).
 VARIANTS = [
     {"host_checker_apps": [{"name": "FIREFOX", "regex": "^mozilla firefox", "min_version": "115.0"}]},
+    {"host_checker_apps": [{"name": "DEFENDER", "regex": "^microsoft defender", "platform": "win", "required": True}]},
 ]
 
 APPS = [

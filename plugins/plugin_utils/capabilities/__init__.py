@@ -21,7 +21,7 @@ which checks their types and choices), and its code is the block
 ``LOCAL`` (default False)
     Its block renders its settings as constants of its own; otherwise they are ``SETTINGS[NAME]``.
 ``EXCLUDES`` (default none)
-    The capabilities that cannot be on with it.
+    The capabilities that cannot be on with it, each with the reason.
 ``needs(settings)`` (default none)
     The parts of the frame its block uses: ``http`` (the HTTPS helpers and ``SECRETS``),
     ``questions`` (a dynamic challenge, ``post_auth_cr``), ``answers`` (the user's answer to one).
@@ -31,12 +31,15 @@ which checks their types and choices), and its code is the block
     The module flags it needs (``GROUP_SELECT``, ``AUTH_NULL``...).
 ``users(params, settings)`` (default none)
     The user properties it relies on, per user, which the role loads with the script.
+``required_apps(settings)`` (default none)
+    The applications the host-checker query file must list for it, as ``{name, platform}``.
 ``exclusive_prefixes(params)`` and ``secret_properties(params)`` (default none)
     The user properties it owns whole, and those whose values are secrets; asked of every
     capability, on or off, so that the role cleans up and masks them either way.
 
 What the script imports is found in the rendered code (``compose.with_imports``): a block
-uses a standard module and the script imports it.
+uses a standard module of ``compose.IMPORTS`` and the script imports it (a module not yet in that
+list is added there).
 """
 
 from __future__ import annotations
@@ -47,11 +50,11 @@ import os
 
 
 def _defaults(module):
-    for name, value in (("LOCAL", False), ("EXCLUDES", ())):
+    for name, value in (("LOCAL", False), ("EXCLUDES", {})):
         if not hasattr(module, name):
             setattr(module, name, value)
-    for name, value in (("needs", set()), ("blocking", False), ("flags", {}), ("users", {}), ("exclusive_prefixes", []),
-                        ("secret_properties", [])):
+    for name, value in (("needs", set()), ("blocking", False), ("flags", {}), ("users", {}), ("required_apps", []),
+                        ("exclusive_prefixes", []), ("secret_properties", [])):
         if not hasattr(module, name):
             setattr(module, name, lambda *args, answer=value: copy.copy(answer))
     return module

@@ -20,7 +20,7 @@ from ansible_collections.ovpnas.fleet.plugins.plugin_utils.checks import (
 
 ORDER = 50
 TITLE = "Duo"
-EXCLUDES = ("challenge",)
+EXCLUDES = {"challenge": "the script asks for one second factor"}
 MESSAGES = {
     "duo_prompt": "Duo two-factor: enter a passcode, or push, phone or sms",
     "duo_sms_sent": "Duo sent you new passcodes by SMS: enter one",

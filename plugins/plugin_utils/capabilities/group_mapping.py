@@ -10,6 +10,7 @@ from ansible_collections.ovpnas.fleet.plugins.plugin_utils.checks import (
     fail,
     flag,
     regex,
+    required,
     shown,
     str_list,
     user_name,
@@ -87,6 +88,8 @@ def _rule(rule, index, case_sensitive):
     if attribute is not None and not (values or pattern):
         fail(name, "radius_attribute needs radius_values or radius_pattern")
     if pattern is not None:
+        if isinstance(pattern, str) and not pattern.strip():
+            fail(name + ".radius_pattern", "must not be empty")
         regex(pattern, name + ".radius_pattern")
     if not (ldap_groups or saml_groups or custom_groups or attribute):
         fail(name, "needs at least one of ldap_groups, saml_groups, custom_auth_groups, radius_attribute")
@@ -134,11 +137,13 @@ def build(params, secrets):
     return {
         "sources": sources,
         "ldap_mode": ldap_mode,
-        "ldap_member_attribute": params["group_mapping_ldap_member_attribute"],
+        "ldap_member_attribute": required(params["group_mapping_ldap_member_attribute"],
+                                          prefix + "_ldap_member_attribute"),
         "ldap_group_base": group_base,
         "ldap_group_filter": group_filter,
-        "ldap_group_name_attribute": params["group_mapping_ldap_group_name_attribute"],
-        "saml_claim": params["group_mapping_saml_claim"],
+        "ldap_group_name_attribute": required(params["group_mapping_ldap_group_name_attribute"],
+                                              prefix + "_ldap_group_name_attribute"),
+        "saml_claim": required(params["group_mapping_saml_claim"], prefix + "_saml_claim"),
         "rules": rules,
         "default_group": default_group,
         "deny_unmatched": params["group_mapping_deny_unmatched"],

@@ -86,3 +86,8 @@ def build(params, secrets):
         "min_client_version": version(minimum, prefix + "_min_client_version") if minimum else None,
         "unreporting_platforms": params["host_checker_unreporting_platforms"],
     }
+
+
+def required_apps(settings):
+    # clients report only what the query file asks for
+    return [{"name": app["name"], "platform": app["platform"]} for app in settings["apps"]]
