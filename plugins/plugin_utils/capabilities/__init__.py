@@ -24,7 +24,8 @@ which checks their types and choices), and its code is the block
     The capabilities that cannot be on with it, each with the reason.
 ``needs(settings)`` (default none)
     The parts of the frame its block uses: ``http`` (the HTTPS helpers and ``SECRETS``),
-    ``questions`` (a dynamic challenge, ``post_auth_cr``), ``answers`` (the user's answer to one).
+    ``questions`` (a dynamic challenge, ``post_auth_cr``), ``answers`` (the user's answer to one),
+    ``exemptions`` (``Login.exempt``, for the ``exempt_users`` and ``exempt_groups`` of its settings).
 ``blocking(settings)`` (default False)
     Whether it waits on the network or on slow work, so that the script must not run synchronously.
 ``flags(params, settings, messages)`` (default none)

@@ -65,7 +65,7 @@ def totp_property(params):
 
 
 def needs(settings):
-    return {"questions", "answers"} | ({"http"} if settings["verify"] == "http" else set())
+    return {"questions", "answers", "exemptions"} | ({"http"} if settings["verify"] == "http" else set())
 
 
 def blocking(settings):

@@ -59,7 +59,7 @@ def build(params, secrets):
 
 
 def needs(settings):
-    return {"http", "questions", "answers"}
+    return {"http", "questions", "answers", "exemptions"}
 
 
 def blocking(settings):
