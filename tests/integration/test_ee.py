@@ -31,9 +31,9 @@ def pinned(package):
         return next(line.strip() for line in handle if line.startswith(package + "=="))
 
 
-def ee(*args, timeout):
+def ee(*args, timeout, env=None):
     """Run tests/bin/ee (stopped as by Ctrl-C on a timeout, so that it removes its containers)."""
-    rc, out = run_to_the_end([RUNNER, *args], timeout)
+    rc, out = run_to_the_end([RUNNER, *args], timeout, env)
     assert rc == 0, out
     return out
 
@@ -51,6 +51,40 @@ def test_the_collection_declares_what_an_execution_environment_needs():
     assert not os.path.exists(os.path.join(REPO, "requirements.txt"))
     entries = [line.split("#")[0].split() for line in read(REPO, "bindep.txt").splitlines()]
     assert [e for e in entries if e] == [["openssh-client", "[platform:dpkg]"], ["openssh-clients", "[platform:rpm]"]]
+
+
+def path_with(tmp_path, clients):
+    """A PATH with every command of this one but the container clients, and stand-ins for `clients`.
+
+    A stand-in answers `--version` as a client without an engine would, and fails for anything else.
+    """
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    for directory in os.environ["PATH"].split(os.pathsep):
+        if not os.path.isdir(directory):
+            continue
+        for name in os.listdir(directory):
+            target = os.path.join(directory, name)
+            link = folder / name
+            if name in ("docker", "podman") or link.exists() or not os.access(target, os.X_OK):
+                continue
+            link.symlink_to(target)
+    for client in clients:
+        stand_in = folder / client
+        stand_in.write_text('#!/bin/sh\n[ "$1" = --version ] && echo "%s version 0 (stand-in)" && exit 0\n'
+                            'echo "%s stand-in: no engine runs here" >&2\nexit 1\n' % (client, client))
+        stand_in.chmod(0o755)
+    return str(folder)
+
+
+@pytest.mark.parametrize("clients", [(), ("docker",), ("podman",), ("docker", "podman")],
+                         ids=["no client", "docker only", "podman only", "both"])
+def test_the_build_context_is_the_same_whatever_container_clients_are_found(tmp_path, clients):
+    # ansible-builder names the build file after the runtime it finds on the PATH (Dockerfile where
+    # there is no podman); the image is built with Podman, from a Containerfile, on every machine
+    ee("--create-only", timeout=900, env={"PATH": path_with(tmp_path, clients)})
+    assert sorted(name for name in os.listdir(CONTEXT) if name.endswith("file")) == ["Containerfile"]
+    assert "ARG EE_BASE_IMAGE=" in read(CONTEXT, "Containerfile")
 
 
 def test_ansible_builder_creates_the_build_context():
