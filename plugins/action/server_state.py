@@ -4,9 +4,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The controller side of ovpnas.fleet.server_state: the ``compose`` option.
 
-Composes what the host_checker and post_auth roles load from their variables, then runs the
-module once. The post-auth script goes first by its identity alone; only a server whose live
-script is another one gets the rendered script, in a second run of the module.
+Composes what the host_checker and post_auth roles load from their variables, once, on the
+controller, and hands it to the module, which runs once. A probe (``probe``, in check mode) sends
+the post-auth script's identity alone, which the controller keeps once the script is rendered;
+every other run sends the script itself.
 """
 
 from __future__ import annotations
@@ -17,15 +18,7 @@ from ansible.plugins.loader import lookup_loader
 
 from ansible_collections.ovpnas.fleet.plugins.filter.host_checker import host_checker_query_file
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils.cluster import cluster_writer
-from ansible_collections.ovpnas.fleet.plugins.plugin_utils.compose import (
-    ROLES,
-    ComposeError,
-    PostAuth,
-    app_verify_desired,
-    load_role_file,
-    role_variables,
-    unprefixed,
-)
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.compose import ROLES, ComposeError, desired_state
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils.run import controller_run
 
 MODULE = "ovpnas.fleet.server_state"
@@ -57,67 +50,35 @@ class ActionModule(ActionBase):
                 return result
         if not isinstance(compose, list) or any(role not in ROLES for role in compose):
             raise AnsibleActionFail("compose: a list of %s" % ", ".join(ROLES))
-        post_auth = backup = None
-        try:
-            values = role_variables(self._loader, self._templar, task_vars, compose) if compose else {}
-            if "host_checker" in compose:
-                params = unprefixed(values, "host_checker")
-                if "app_verify" not in args:
-                    args["app_verify"] = app_verify_desired(params, host_checker_query_file)
-                backup = params["backup"]
-            if "post_auth" in compose:
-                params = unprefixed(values, "post_auth")
-                version = load_role_file(self._loader, "post_auth", "vars", "main.yml")["__post_auth_version"]
-                post_auth = PostAuth(params, version)
-                desired = post_auth.desired
-                for option in ("post_auth", "users", "users_exclusive_prefixes"):
+        if compose:
+            try:
+                desired = desired_state(self._loader, self._templar, task_vars, compose, self._renderer(task_vars),
+                                        host_checker_query_file, probe=differs_only)
+            except ComposeError as exc:
+                raise AnsibleActionFail(exc.message) from None
+            # options given explicitly win, except secret_keys, which adds to the composed ones
+            for option in ("app_verify", "post_auth", "users", "users_exclusive_prefixes", "backup"):
+                if option in desired:
                     args.setdefault(option, desired[option])
-                earlier = task_vars.get("host_checker_desired")
-                if "host_checker" not in compose and "post_auth" not in self._task.args and isinstance(earlier, dict):
-                    # the query file the host_checker role loads (or removes) earlier in the play: check mode
-                    # then checks the policy against what a real run would have live
-                    live = "" if earlier.get("state") == "absent" else earlier.get("content")
-                    if live is not None:
-                        args["post_auth"] = dict(args["post_auth"], query_file=live)
+            if desired.get("secret_keys"):
                 args["secret_keys"] = desired["secret_keys"] + list(args.get("secret_keys") or [])
-                backup = params["backup"]
-        except ComposeError as exc:
-            raise AnsibleActionFail(exc.message) from None
-        if backup is not None:
-            # the post_auth role's choice when both are composed
-            args.setdefault("backup", backup)
+            earlier = task_vars.get("host_checker_desired")
+            if "post_auth" in desired and "host_checker" not in compose and "post_auth" not in self._task.args \
+                    and isinstance(earlier, dict):
+                # the query file the host_checker role loads (or removes) earlier in the play: check mode
+                # then checks the policy against what a real run would have live
+                live = "" if earlier.get("state") == "absent" else earlier.get("content")
+                if live is not None:
+                    args["post_auth"] = dict(args["post_auth"], query_file=live)
         # a change an earlier task of this run recorded is not one that was never applied
         args.pop("run", None)
         run = controller_run()
         if run is not None:
             args["run"] = run
 
-        # a report wants the wanted script's sha256: render it at once (one read)
-        by_identity = post_auth is not None and post_auth.settings is not None and "content" not in args["post_auth"]
-        if by_identity and args.get("report"):
-            args["post_auth"] = dict(args["post_auth"], content=post_auth.content(self._renderer(task_vars)))
-            by_identity = False
-        probe_args = args
-        if by_identity:
-            # what tests a new script is needed only with one
-            probe_args = dict(args, post_auth={k: v for k, v in args["post_auth"].items()
-                                               if k not in ("policy_harness", "policy_cases")})
-        probe = self._execute_module(MODULE, module_args=probe_args, task_vars=task_vars)
-        if differs_only and probe.get("failed") and probe.get("content_required"):
-            # the live script is another one: that is all a probe wants to know
-            result.update(changed=True, differs=True, reads=probe.get("reads", []),
-                          msg="the live post-auth script is not the one the inventory composes")
-            return result
-        if not (by_identity and probe.get("failed") and probe.get("content_required")):
-            result.update(probe)
-            if differs_only:
-                result["differs"] = bool(probe.get("changed"))
-            return result
-        # the live script is another one: render the wanted one and converge with it
-        args["post_auth"] = dict(args["post_auth"], content=post_auth.content(self._renderer(task_vars)))
-        converged = self._execute_module(MODULE, module_args=args, task_vars=task_vars)
-        converged["reads"] = probe.get("reads", []) + converged.get("reads", [])
-        result.update(converged)
+        result.update(self._execute_module(MODULE, module_args=args, task_vars=task_vars))
+        if differs_only:
+            result["differs"] = bool(result.get("changed"))
         return result
 
     def _renderer(self, task_vars):

@@ -5,8 +5,9 @@
 """The formats of the texts the collection loads into a server, shared by every module that reads them.
 
 * the post-auth script: its ``# ovpnas.fleet.<field>: value`` header, its seal (the last line, the
-  sha256 of the lines above it), and the marker at the end of the lines that hold secrets
-  (``# ovpnas.fleet.secret``), by which results mask them;
+  sha256 of the lines above it), its identity (what it does: the sha256 of its text without those
+  lines), and the marker at the end of the lines that hold secrets (``# ovpnas.fleet.secret``), by
+  which results mask them;
 * the host-checker query file (``vpn.client.app_verify``): one ``[PLATFORM:]NAME=REGEX`` per app;
 * the sha256 of a stored text, the way the collection compares and records them.
 """
@@ -42,10 +43,36 @@ def parse_script_header(text):
     return fields
 
 
-# The last line of a generated script: the sha256 of everything above it. A script whose seal
-# holds is exactly what its identity line says it is, so an equal identity needs no rendering.
+# The last line of a generated script: the sha256 of everything above it, a check against hand edits.
 SEAL = "# ovpnas.fleet.sha256: "
 IDENTITY = "# ovpnas.fleet.identity: "
+# A line that records how a script came to be (who wrote it, from what, with which version), not what it does
+FIELD_LINE = re.compile(r"^#\s*ovpnas\.fleet\.[A-Za-z0-9_]+:")
+
+
+def script_identity(text):
+    """What a script does, as a sha256: its text without its ``# ovpnas.fleet.<field>:`` lines; None for no script.
+
+    The header fields (the collection version that wrote it, the settings' and cases' digests, the
+    identity itself) and the seal say how the script came to be: two scripts that differ only there
+    behave the same, so a server that runs either needs no write and no restart. Every other line
+    counts, comments included: a script whose text changes is loaded again.
+    """
+    if text is None:
+        return None
+    kept = [line for line in text.rstrip("\r\n").split("\n") if not FIELD_LINE.match(line)]
+    return hashlib.sha256("\n".join(kept).encode("utf-8")).hexdigest()
+
+
+def with_identity(text):
+    """A rendered script (ending with a newline) with the value of its identity line filled in, then sealed.
+
+    ``text`` holds the line ``# ovpnas.fleet.identity: `` (without a value) once.
+    """
+    if text.count("\n" + IDENTITY.rstrip() + "\n") != 1:
+        raise ValueError("the script must hold the line %r once" % IDENTITY.rstrip())
+    filled = text.replace("\n" + IDENTITY.rstrip() + "\n", "\n%s%s\n" % (IDENTITY, script_identity(text)))
+    return seal(filled)
 
 
 def seal(text):
@@ -55,20 +82,15 @@ def seal(text):
     return "%s%s%s\n" % (text, SEAL, hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 
-def sealed_identity(text):
-    """The identity a generated script declares, if its seal holds; None for any other text."""
+def sealed(text):
+    """Whether ``text`` ends with a seal that holds: it is exactly as the collection wrote it."""
     if not text:
-        return None
+        return False
     body, sep, last = text.rstrip("\n").rpartition("\n")
     if not sep or not last.startswith(SEAL):
-        return None
+        return False
     body += "\n"
-    if last[len(SEAL):].strip() != hashlib.sha256(body.encode("utf-8")).hexdigest():
-        return None
-    for line in body.splitlines()[:20]:
-        if line.startswith(IDENTITY):
-            return line[len(IDENTITY):].strip() or None
-    return None
+    return last[len(SEAL):].strip() == hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 SECRET_MARKER = "# ovpnas.fleet.secret"

@@ -110,15 +110,20 @@ options:
       content:
         description:
           - The script text, for example rendered on the controller by the C(ovpnas.fleet.post_auth) role.
+          - The live script is replaced only when its identity differs from this one's: what a script does, the
+            sha256 of its text without its C(# ovpnas.fleet.<field>:) lines (the header fields that say which
+            collection version wrote it, from which settings and policy cases, and the seal). A live script that
+            differs only there is left as it is, with no write and no restart.
           - Lines that end with C(# ovpnas.fleet.secret) (the generated script keeps its secrets there) are masked
             wherever the script is shown (the task's arguments, the diff).
         type: str
       identity:
         description:
-          - The identity of the wanted script, as its C(ovpnas.fleet.identity) header line states it.
-          - Without O(post_auth.content), a live script that declares this identity under an intact seal is the wanted
-            one; any other live script fails the module before anything is checked or written, with
-            RV(content_required) true.
+          - The identity of the wanted script (see O(post_auth.content)), for a check-mode comparison that needs no
+            text. Ignored when O(post_auth.content) is given.
+          - Without O(post_auth.content), a live script with this identity is the wanted one; where another script is
+            live, the result says so with RV(content_required), and nothing is checked. Only in check mode: a run
+            that would write needs the text.
         type: str
       python:
         description: The interpreter that runs the policy cases, the one Access Server runs scripts with.
@@ -322,9 +327,8 @@ pending_apply:
   sample: {since: "2026-12-01T08:00:00Z", changes: [auth.module.post_auth_script]}
 content_required:
   description:
-    - True when O(post_auth.identity) was given without O(post_auth.content) and the live script is another one;
-      the module failed without checking or writing anything. With O(compose), the action renders the script and
-      runs the module again.
+    - True when O(post_auth.identity) was given without O(post_auth.content) and the live script is another one: the
+      server differs, and the script's text is needed to say more (to show, test or load it). Nothing was checked.
   returned: when true
   type: bool
   sample: true
@@ -364,7 +368,8 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import 
     mask_secret_lines,
     parse_script_header,
     query_file_entries,
-    sealed_identity,
+    script_identity,
+    sealed,
     sha256_text,
 )
 from ansible_collections.ovpnas.fleet.plugins.module_utils.secrets import hide_secrets, secret_matcher
@@ -467,21 +472,26 @@ def covered(entries, app):
     return platforms <= listed
 
 
-def wanted_text(module, name, option):
-    """The wanted text of a managed key: a string, None to remove it, or the module fails.
+class Wanted:
+    """What a managed key (the script, the query file) should hold: its text, or only its identity (the script's)."""
 
-    A script given by its identity alone is wanted as ``True`` until the read shows whether it is live.
-    """
-    if option is None:
-        return False, None
-    if option["state"] == "absent":
-        return True, None
-    content = option.get("content")
-    if content is None and option.get("identity"):
-        return True, True
-    if content is None or not content.strip():
-        module.fail_json(msg="%s.content is empty; use %s.state=absent to remove it" % (name, name))
-    return True, content
+    def __init__(self, module, name, option, identify=sha256_text):
+        self.managed = option is not None
+        self.absent = self.managed and option["state"] == "absent"
+        self.text = self.identity = None
+        if not self.managed or self.absent:
+            return
+        self.text = option.get("content")
+        if self.text is None and option.get("identity"):
+            self.identity = option["identity"]
+            if not module.check_mode:
+                # a run that writes may have to load the script: it needs the text
+                module.fail_json(msg="%s.identity without %s.content compares only, in check mode; give the content "
+                                     "(the compose option renders it)" % (name, name))
+        elif not (self.text or "").strip():
+            module.fail_json(msg="%s.content is empty; use %s.state=absent to remove it" % (name, name))
+        else:
+            self.identity = identify(self.text)
 
 
 def main():
@@ -538,16 +548,15 @@ def main():
             module.fail_json(msg="%s is managed with the post_auth and app_verify options" % key)
         if key_problem(key):
             module.fail_json(msg=key_problem(key))
-    script_managed, script = wanted_text(module, "post_auth", params["post_auth"])
-    query_managed, query_file = wanted_text(module, "app_verify", params["app_verify"])
-    hide_secrets(module, settings, is_secret, script=script if isinstance(script, str) else None)
+    script = Wanted(module, "post_auth", params["post_auth"], script_identity)
+    query_file = Wanted(module, "app_verify", params["app_verify"])
+    hide_secrets(module, settings, is_secret, script=script.text)
     for props in users.values():
         hide_secrets(module, props, is_secret)
 
     runner = SacliRunner(module)
     directory = params["state_dir"] or fleet_dir(runner.path)
-    wanted = dict(settings=settings, users=users, script_managed=script_managed, script=script,
-                  query_managed=query_managed, query_file=query_file)
+    wanted = dict(settings=settings, users=users, script=script, query_file=query_file)
     staged = None
     try:
         # a run that writes holds the lock from its read to its last write; check mode shares it
@@ -573,12 +582,11 @@ def converge(module, runner, directory, staged, wanted, is_secret):
     try:
         config = runner.config_query()
         result["reads"].append(runner.describe("ConfigQuery"))
-        if script is True and sealed_identity(config.get(POST_AUTH_KEY)) != params["post_auth"]["identity"]:
-            # the wanted script is known by its identity and another one is live: the caller (the action
-            # plugin) renders it and runs the module again; anyone else learns that nothing was converged
-            module.fail_json(msg="the live post-auth script is not the one post_auth.identity names: give "
-                                 "post_auth.content (the compose option renders it); nothing was changed",
-                             content_required=True, **result)
+        if script.text is None and script.identity and script_identity(config.get(POST_AUTH_KEY)) != script.identity:
+            # the server differs; what more there is to say (show, test, load) needs the script's text
+            result.update(changed=True, restart_required=True, content_required=True, changed_keys=[POST_AUTH_KEY],
+                          msg="the live post-auth script is not the one post_auth.identity names")
+            module.exit_json(**result)
         current_users = {}
         if users:
             current_users = runner.userprop_get(pfilt=next(iter(users)) if len(users) == 1 else None)
@@ -599,18 +607,20 @@ def converge(module, runner, directory, staged, wanted, is_secret):
         plan.set_key(key, value)
     for key in params["absent_keys"]:
         plan.set_key(key, None)
-    if wanted["query_managed"]:
-        plan.set_key(APP_VERIFY_KEY, query_file)
-    if script is True:
-        # the live script is the wanted one
-        script = config.get(POST_AUTH_KEY)
-    elif wanted["script_managed"]:
-        plan.set_key(POST_AUTH_KEY, script)
+    if query_file.managed:
+        plan.set_key(APP_VERIFY_KEY, query_file.text)
+    live_script = config.get(POST_AUTH_KEY)
+    # the script is compared by what it does: a live script that differs only in its header fields stays
+    if script.absent:
+        plan.set_key(POST_AUTH_KEY, None)
+    elif script.text is not None and script_identity(live_script) != script.identity:
+        plan.keys[POST_AUTH_KEY] = script.text
     plan.user_writes = plan_users(users, current_users, True, params["users_exclusive_prefixes"])
 
-    if script is not None and params["post_auth"]["required_apps"]:
-        if wanted["query_managed"]:
-            live_query_file = query_file
+    checked_script = script.text if POST_AUTH_KEY in plan.keys else (live_script if script.managed else None)
+    if checked_script is not None and params["post_auth"]["required_apps"]:
+        if query_file.managed:
+            live_query_file = query_file.text
         elif params["post_auth"]["query_file"] is not None:
             live_query_file = params["post_auth"]["query_file"]
         else:
@@ -650,10 +660,10 @@ def converge(module, runner, directory, staged, wanted, is_secret):
     if not (plan.keys or plan.user_writes):
         module.exit_json(**result)
 
-    if POST_AUTH_KEY in plan.keys and script is not None and not (params["report"] and module.check_mode):
+    if plan.keys.get(POST_AUTH_KEY) is not None and not (params["report"] and module.check_mode):
         post_auth = params["post_auth"]
         try:
-            result["validation"] = check_script(module, staged, script, post_auth["python"],
+            result["validation"] = check_script(module, staged, script.text, post_auth["python"],
                                                 post_auth["validate_interpreters"], post_auth["policy_harness"],
                                                 post_auth["policy_cases"])
         except ScriptCheckError as exc:
@@ -704,7 +714,7 @@ def live_report(config, directory):
     """What is live: the script's sha256 and header, the query file's sha256, and when the script was applied."""
     script, query_file = config.get(POST_AUTH_KEY), config.get(APP_VERIFY_KEY)
     live = dict(post_auth=dict(sha256=sha256_text(script), header=parse_script_header(script) if script else {},
-                               sealed=sealed_identity(script) is not None),
+                               identity=script_identity(script), sealed=sealed(script)),
                 app_verify=dict(sha256=sha256_text(query_file)), applied=None)
     applied = read_applied(directory)
     if applied and (applied.get("sha256") or {}).get(POST_AUTH_KEY) == live["post_auth"]["sha256"]:

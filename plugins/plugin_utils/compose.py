@@ -2,13 +2,13 @@
 # Copyright (c) ovpnas.fleet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Compose, on the controller, what the host_checker and post_auth roles load.
+"""Compose, on the controller, what the host_checker and post_auth roles load (``desired_state``).
 
-Shared by the ``post_auth_desired`` lookup (the roles) and the ``server_state`` action
-(``compose``, the deploy playbook). The post-auth script is described by its identity (the
-sha256 of the collection version, the digest of the code that renders it, the settings and
-the policy cases) before it is rendered: a server whose live script carries that identity,
-under an intact seal, needs no rendering at all.
+The post-auth script's identity is what it does (``script_format.script_identity``): the sha256
+of its text without the header fields that say which version of the collection wrote it. It is
+kept on the controller once the script is rendered (``identity_cache``), so that a server that
+already runs the script costs one read and no rendering, and a new collection, ansible-core or
+Jinja2 that renders the same script changes nothing on any server.
 """
 
 from __future__ import annotations
@@ -21,13 +21,12 @@ import re
 import tokenize
 
 import jinja2
-import yaml
 from ansible.errors import AnsibleError
 from ansible.module_utils.ansible_release import __version__ as ansible_version
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import seal
-from ansible_collections.ovpnas.fleet.plugins.plugin_utils import capabilities
+from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import script_identity, with_identity
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils import capabilities, identity_cache
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils.checks import SHOWN, SettingsError, flag, shown
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils.post_auth import (
     build_settings,
@@ -208,25 +207,6 @@ def role_variables(loader, templar, task_vars, roles, entry="compose"):
     return values
 
 
-def post_auth_variables(params):
-    """The post_auth role's variables without their prefix (``params``, templated) over its defaults, checked.
-
-    What the filters take: the role's argument specs check them as they check the role's, and a
-    default that is a template over another role's variables (``host_checker_apps``) is left out.
-    """
-    with open(role_file("post_auth", "defaults", "main.yml")) as handle:
-        defaults = {name: value for name, value in yaml.safe_load(handle).items()
-                    if not (isinstance(value, str) and "{{" in value)}
-    with open(role_file("post_auth", "meta", "argument_specs.yml")) as handle:
-        spec = yaml.safe_load(handle)["argument_specs"]["compose"]["options"]
-    provided = dict(defaults)
-    provided.update({"post_auth_" + name: value for name, value in params.items()})
-    unknown = sorted(name for name in provided if name not in spec)
-    if unknown:
-        raise ComposeError("post_auth variables: unknown %s" % ", ".join(unknown))
-    return unprefixed(checked("post_auth", spec, provided, defaults), "post_auth")
-
-
 def unprefixed(values, role):
     prefix = role + "_"
     return {name[len(prefix):]: value for name, value in values.items() if name.startswith(prefix)}
@@ -242,6 +222,39 @@ def app_verify_desired(params, query_file):
     if not params["apps"]:
         return None
     return {"state": "present", "content": query_file(params["apps"])}
+
+
+def desired_state(loader, templar, task_vars, roles, render, query_file, probe=False):
+    """What ``roles`` load on a server, composed once from their variables: options of ``server_state``.
+
+    The one composition of the collection: the ``server_state`` action (``compose``) and the
+    ``post_auth_desired`` lookup (the post_auth role's ``compose`` entry point) call it. Returns the
+    options ``app_verify`` (host_checker; None leaves the query file as it is), ``post_auth``,
+    ``users``, ``users_exclusive_prefixes`` and ``secret_keys`` (post_auth), and ``backup`` (the
+    post_auth role's choice when both are composed). With ``probe``, the script is given by its
+    identity alone, without what tests it (the policy harness and cases), which only a run that
+    loads the script needs; otherwise by its text. ``render`` renders the script's template and
+    ``query_file`` the query file (the host_checker_query_file filter).
+    """
+    values = role_variables(loader, templar, task_vars, roles)
+    desired = {}
+    if "host_checker" in roles:
+        params = unprefixed(values, "host_checker")
+        desired.update(app_verify=app_verify_desired(params, query_file), backup=params["backup"])
+    if "post_auth" in roles:
+        params = unprefixed(values, "post_auth")
+        version = load_role_file(loader, "post_auth", "vars", "main.yml")["__post_auth_version"]
+        post_auth = PostAuth(params, version, render)
+        desired.update(post_auth.desired, backup=params["backup"])
+        if post_auth.settings is not None:
+            script = desired["post_auth"]
+            if probe:
+                script = {k: v for k, v in script.items() if k not in ("policy_harness", "policy_cases")}
+                script["identity"] = post_auth.identity()
+            else:
+                script["content"] = post_auth.content()
+            desired["post_auth"] = script
+    return desired
 
 
 def _run(builder, params):
@@ -303,13 +316,23 @@ def with_imports(text):
 
 
 class PostAuth:
-    """What the post_auth role loads, from its variables (unprefixed); the script rendered on demand."""
+    """What the post_auth role loads, from its variables (unprefixed); the script rendered on demand.
 
-    def __init__(self, params, version, template=TEMPLATE, harness=HARNESS):
+    ``render(template, template_vars)`` renders the frame (the template lookup, on the controller); without
+    it, only the settings and what comes with them are composed.
+    The script's identity (what it does, ``script_identity``) is known once it is rendered; it is
+    kept on the controller under ``key``, the digest of everything the rendering depends on, so that
+    a script rendered once is not rendered again to find out that a server already runs it.
+    """
+
+    def __init__(self, params, version, render=None, template=TEMPLATE, harness=HARNESS, cache=None):
         self.params = params
         self.version = version
         self.template = template
+        self.render = render
+        self.cache = cache
         self.settings = None
+        self._content = None
         self.desired = {
             "post_auth": {"state": params["state"]},
             "users": {},
@@ -323,13 +346,13 @@ class PostAuth:
                                "for example /usr/bin/python3")
         self.settings = settings_of(params)
         self.cases_sha256 = sha256_json(params["policy_tests"])
-        self.identity = sha256_json({
-            "version": version, "code": _files_digest(template), "renderer": RENDERER_VERSIONS,
-            "settings": self.settings["sha256"], "cases": self.cases_sha256})
+        # what the text of the script (its header fields aside) depends on; not the collection version,
+        # not the policy cases: they appear only in header fields
+        self.key = sha256_json({"code": _files_digest(template), "renderer": RENDERER_VERSIONS,
+                                "settings": self.settings["sha256"]})
         with open(harness, "rb") as handle:
             policy_harness = handle.read().decode("utf-8")
         self.desired["post_auth"].update(
-            identity=self.identity,
             python=params["python"],
             validate_interpreters=params["validate_interpreters"],
             policy_harness=policy_harness,
@@ -342,8 +365,17 @@ class PostAuth:
 
     def template_vars(self):
         return {"__post_auth_settings": self.settings, "__post_auth_version": self.version,
-                "__post_auth_identity": self.identity, "__post_auth_cases_sha256": self.cases_sha256}
+                "__post_auth_cases_sha256": self.cases_sha256}
 
-    def content(self, render):
-        """The script: ``render(template, template_vars)`` renders the frame; the result is sealed."""
-        return seal(with_imports(render(self.template, self.template_vars())))
+    def content(self):
+        """The script, rendered once: its imports filled in, its identity line, its seal."""
+        if self._content is None:
+            try:
+                self._content = with_identity(with_imports(self.render(self.template, self.template_vars())))
+            except ValueError as exc:
+                raise ComposeError("the post-auth template: %s" % exc) from None
+        return self._content
+
+    def identity(self):
+        """What the script does (``script_identity``), kept by ``key`` on the controller once rendered."""
+        return identity_cache.identity(self.key, lambda: script_identity(self.content()), self.cache)

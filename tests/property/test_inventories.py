@@ -170,10 +170,11 @@ class Renderer:
     def __call__(self, inventory):
         compose = self.compose
         values = compose.role_variables(self.loader, self.templar, inventory, ["post_auth"])
-        post_auth = compose.PostAuth(compose.unprefixed(values, "post_auth"), "0.1.0")
+        post_auth = compose.PostAuth(compose.unprefixed(values, "post_auth"), "0.1.0",
+                                     lambda path, tv: self.template.run([path], {}, template_vars=tv)[0])
         if post_auth.settings is None:
             return post_auth, None
-        return post_auth, post_auth.content(lambda path, tv: self.template.run([path], {}, template_vars=tv)[0])
+        return post_auth, post_auth.content()
 
 
 def long_strings(value):

@@ -83,11 +83,12 @@ def render_all(folder):
     for name, inventory in combinations():
         try:
             values = compose.role_variables(loader, templar, inventory, ["post_auth"])
-            post_auth = compose.PostAuth(compose.unprefixed(values, "post_auth"), "0.1.0")
+            post_auth = compose.PostAuth(compose.unprefixed(values, "post_auth"), "0.1.0",
+                                         lambda path, tv: template.run([path], {}, template_vars=tv)[0])
         except compose.ComposeError as exc:
             refused[name] = str(exc)
             continue
-        text = post_auth.content(lambda path, tv: template.run([path], {}, template_vars=tv)[0])
+        text = post_auth.content()
         path = os.path.join(folder, name.replace("+", "__") + ".py")
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(text)

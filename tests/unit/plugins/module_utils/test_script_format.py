@@ -1,13 +1,16 @@
 """The formats of what the collection loads: the script's header, seal and secret marker, the query file."""
 
+import pytest
+
 from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import (
     mask_secret_lines,
     parse_script_header,
     query_file_entries,
-    seal,
-    sealed_identity,
+    script_identity,
+    sealed,
     secret_lines,
     sha256_text,
+    with_identity,
 )
 
 
@@ -38,10 +41,13 @@ def test_query_file_entries():
 
 
 def test_seal_and_identity():
-    sealed = seal("# ovpnas.fleet.identity: abc\nx = 1")
-    assert sealed_identity(sealed) == "abc"
-    assert sealed_identity(sealed.replace("x = 1", "x = 2")) is None
-    assert sealed_identity("# ovpnas.fleet.identity: abc\n") is None
+    text = with_identity("# ovpnas.fleet.version: 0.1.0\n# ovpnas.fleet.identity:\nx = 1\n")
+    assert sealed(text) and text.endswith("\n")
+    assert "\n# ovpnas.fleet.identity: %s\n" % script_identity(text) in text
+    assert not sealed(text.replace("x = 1", "x = 2"))
+    assert not sealed("# ovpnas.fleet.identity: abc\n")
+    with pytest.raises(ValueError, match="identity"):
+        with_identity("x = 1\n")
 
 
 def test_sha256_ignores_trailing_newlines_only():

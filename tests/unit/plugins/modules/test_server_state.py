@@ -401,51 +401,76 @@ def test_staging_is_private_and_a_killed_run_leaves_nothing(server, run_module):
     assert stat.S_IMODE(os.stat(staging).st_mode) == 0o700
 
 
-def identified(identity):
-    """A generated script: its identity in the header, sealed."""
-    from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import seal
+def identified(version="0.1.0"):
+    """The generated script, as a version of the collection wrote it: its identity in the header, sealed."""
+    from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import with_identity
 
-    return seal(SCRIPT.replace("# ovpnas.fleet.version: 0.1.0\n",
-                               "# ovpnas.fleet.version: 0.1.0\n# ovpnas.fleet.identity: %s\n" % identity))
+    return with_identity(SCRIPT.replace("# ovpnas.fleet.version: 0.1.0\n",
+                                        "# ovpnas.fleet.version: %s\n# ovpnas.fleet.identity:\n" % version))
+
+
+def identity_of(text):
+    from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import script_identity
+
+    return script_identity(text)
 
 
 def test_identity_alone_costs_the_read_when_the_script_is_live(server, run_module):
-    server.sacli("--key", SCRIPT_KEY, "--value", identified("abc"), "ConfigPut")
-    by_identity = post_auth(content=None, identity="abc", required_apps=[{"name": "FIREFOX", "platform": "all"}])
+    server.sacli("--key", SCRIPT_KEY, "--value", identified(), "ConfigPut")
+    by_identity = post_auth(content=None, identity=identity_of(SCRIPT),
+                            required_apps=[{"name": "FIREFOX", "platform": "all"}])
     args = everything(post_auth=by_identity, app_verify={"content": QUERY_FILE}, users={})
     server.sacli("--key", QUERY_KEY, "--value", QUERY_FILE, "ConfigPut")
     for key, value in (("host.name", "vpn.example.com"), ("vpn.client.routing.reroute_gw", "false")):
         server.sacli("--key", key, "--value", value, "ConfigPut")
-    result = run(run_module, server, **args)
+    result = run(run_module, server, check_mode=True, **args)
     assert result["changed"] is False and "content_required" not in result, result
     assert server.commands() == ["ConfigQuery"]
     assert result["post_auth"]["changed"] is False
 
     # the policy's applications are still checked against the query file that will be live
     args["app_verify"] = {"content": "all:CHROME=^chrome\n"}
-    result = run(run_module, server, **args)
+    result = run(run_module, server, check_mode=True, **args)
     assert result["failed"] is True and "checks FIREFOX (all)" in result["msg"]
     assert writes(server) == []
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_a_script_that_differs_only_in_its_header_fields_is_left_as_it_is(server, run_module, check_mode):
+    """What another version of the collection wrote, with the same text otherwise: no write, no restart."""
+    server.sacli("--key", SCRIPT_KEY, "--value", identified("0.0.9"), "ConfigPut")
+    args = everything(post_auth=post_auth(content=identified("0.1.0")), app_verify={"content": QUERY_FILE}, users={})
+    server.sacli("--key", QUERY_KEY, "--value", QUERY_FILE, "ConfigPut")
+    for key, value in (("host.name", "vpn.example.com"), ("vpn.client.routing.reroute_gw", "false")):
+        server.sacli("--key", key, "--value", value, "ConfigPut")
+    result = run(run_module, server, check_mode=check_mode, diff=True, **args)
+    assert result["changed"] is False and result["restart_required"] is False, result
+    assert result["post_auth"]["changed"] is False and "validation" not in result
+    assert server.commands() == ["ConfigQuery"]
+    assert "# ovpnas.fleet.version: 0.0.9\n" in server.config()[SCRIPT_KEY]
 
 
 @pytest.mark.parametrize("live", [
     None,
     "def post_auth(a, b, authret, c):\n    return authret\n",
-    identified("another"),
-    identified("abc").replace("authret['status'] = FAIL", "pass"),
-    identified("abc").rsplit("\n", 2)[0] + "\n",
-], ids=["none", "unmanaged", "other-identity", "edited-under-its-seal", "seal-removed"])
-@pytest.mark.parametrize("check_mode", [False, True])
-def test_identity_that_is_not_live_asks_for_the_script(server, run_module, live, check_mode):
+    identified().replace("authret['status'] = FAIL", "pass"),
+], ids=["none", "unmanaged", "edited"])
+def test_identity_that_is_not_live_asks_for_the_script(server, run_module, live):
     if live is not None:
         server.sacli("--key", SCRIPT_KEY, "--value", live, "ConfigPut")
-    args = everything(post_auth=post_auth(content=None, identity="abc"))
-    result = run(run_module, server, check_mode=check_mode, diff=True, **args)
-    assert result["failed"] is True and result["content_required"] is True, result
+    args = everything(post_auth=post_auth(content=None, identity=identity_of(SCRIPT)))
+    result = run(run_module, server, check_mode=True, diff=True, **args)
+    assert result["failed"] is False and result["content_required"] is True, result
+    assert result["changed"] is True and result["restart_required"] is True and "diff" not in result
     assert "is not the one post_auth.identity names" in result["msg"]
-    assert result["changed"] is False and "diff" not in result
-    # nothing checked, written or read beyond the script: the second run with the script reads everything
+    # nothing checked or read beyond the script
     assert server.commands() == ["ConfigQuery"]
+
+
+def test_identity_alone_does_not_make_a_run_that_writes(server, run_module):
+    result = run(run_module, server, **everything(post_auth=post_auth(content=None, identity=identity_of(SCRIPT))))
+    assert result["failed"] is True and "compares only, in check mode" in result["msg"], result
+    assert server.commands() == []
 
 
 def test_a_write_that_happened_but_answered_oddly_is_undone(server, run_module, tmp_path):
@@ -520,7 +545,8 @@ def test_report_shows_what_is_live_and_when_it_was_applied(server, run_module):
         result = run(run_module, server, check_mode=check_mode, report=True, **everything())
         assert result["failed"] is False and result["changed"] is False, result
         assert result["live"] == dict(
-            post_auth=dict(sha256=sha256(SCRIPT), header={"version": "0.1.0"}, sealed=False),
+            post_auth=dict(sha256=sha256(SCRIPT), header={"version": "0.1.0"}, sealed=False,
+                           identity=identity_of(SCRIPT)),
             app_verify=dict(sha256=sha256(QUERY_FILE)),
             applied=applied_at,
         )
@@ -563,21 +589,24 @@ def test_report_of_a_start_that_recorded_no_script(server, run_module):
     [
         (None, {}, False),
         ("def post_auth(a, b, authret, c):\n    return authret\n", {}, False),
-        ("sealed", {"version": "0.1.0", "identity": "abc"}, True),
-        ("broken seal", {"version": "0.1.0", "identity": "abc"}, False),
+        ("sealed", {"version": "0.1.0", "identity": "*"}, True),
+        ("broken seal", {"version": "0.1.0", "identity": "*"}, False),
     ],
     ids=["none", "unmanaged", "sealed", "edited-under-its-seal"],
 )
 def test_report_reads_the_header_and_seal(server, run_module, live, header, sealed):
     if live == "sealed":
-        live = identified("abc")
+        live = identified()
     elif live == "broken seal":
-        live = identified("abc").replace("authret['status'] = FAIL", "pass")
+        live = identified().replace("authret['status'] = FAIL", "pass")
     if live is not None:
         server.sacli("--key", SCRIPT_KEY, "--value", live, "ConfigPut")
     result = run(run_module, server, check_mode=True, report=True)
     assert result["failed"] is False, result
-    assert result["live"]["post_auth"] == dict(sha256=sha256(live), header=header, sealed=sealed)
+    if header.get("identity") == "*":
+        header["identity"] = identity_of(SCRIPT)
+    assert result["live"]["post_auth"] == dict(sha256=sha256(live), header=header, sealed=sealed,
+                                               identity=identity_of(live))
     assert result["live"]["app_verify"] == dict(sha256=None)
     assert result["live"]["applied"] is None
 

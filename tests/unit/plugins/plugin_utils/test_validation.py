@@ -4,6 +4,7 @@ import os
 
 import pytest
 import yaml
+from test_settings import post_auth_variables
 
 from ansible_collections.ovpnas.fleet.plugins.filter.host_checker import host_checker_query_file
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils import compose
@@ -34,7 +35,7 @@ def params(**changes):
 def refusal(**changes):
     """Why the role refuses ``changes``: its argument specs, then what they cannot express."""
     with pytest.raises(compose.ComposeError) as caught:
-        compose.PostAuth(compose.post_auth_variables(params(**changes)), "0.1.0")
+        compose.PostAuth(post_auth_variables(params(**changes)), "0.1.0")
     return str(caught.value)
 
 

@@ -1,18 +1,48 @@
-"""post_auth_settings and post_auth_user_properties: refusals naming the variable, normalization, flags, hashes."""
+"""The script's settings from the post_auth variables: refusals naming the variable, normalization, flags, hashes."""
 
 import copy
 import os
 
 import pytest
 import yaml
-from ansible.errors import AnsibleFilterError
 
-from ansible_collections.ovpnas.fleet.plugins.filter.post_auth import (
-    FilterModule,
-    post_auth_settings,
-    post_auth_user_properties,
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.compose import (
+    ComposeError,
+    checked,
+    role_file,
+    settings_of,
+    unprefixed,
 )
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils.post_auth import DEFAULT_MESSAGES
+
+
+def post_auth_variables(params):
+    """The post_auth role's variables without their prefix (``params``) over its defaults, checked.
+
+    The role's argument specs check them as they check the role's; a default that is a template over
+    another role's variables (``host_checker_apps``) is left out.
+    """
+    with open(role_file("post_auth", "defaults", "main.yml")) as handle:
+        defaults = {name: value for name, value in yaml.safe_load(handle).items()
+                    if not (isinstance(value, str) and "{{" in value)}
+    with open(role_file("post_auth", "meta", "argument_specs.yml")) as handle:
+        spec = yaml.safe_load(handle)["argument_specs"]["main"]["options"]
+    provided = dict(defaults)
+    provided.update({"post_auth_" + name: value for name, value in params.items()})
+    unknown = sorted(name for name in provided if name not in spec)
+    if unknown:
+        raise ComposeError("post_auth variables: unknown %s" % ", ".join(unknown))
+    return unprefixed(checked("post_auth", spec, provided, defaults), "post_auth")
+
+
+def post_auth_settings(values):
+    """The settings the script is rendered with, from the role's variables without their prefix."""
+    return settings_of(post_auth_variables(dict(values)))
+
+
+def post_auth_user_properties(values):
+    """The user properties the role pushes: device registrations and TOTP seeds, per user."""
+    return post_auth_settings(values)["users"]
 
 
 def post_auth_device_registry(values):
@@ -92,7 +122,7 @@ def settings(values):
 
 
 def refusal(values, which=post_auth_settings):
-    with pytest.raises(AnsibleFilterError) as info:
+    with pytest.raises(ComposeError) as info:
         which(values)
     return str(info.value)
 
@@ -383,16 +413,11 @@ def test_argument_specs_check_every_variable(values, message):
     assert refusal(values).startswith(message)
 
 
-def test_filter_errors_are_ansible_filter_errors_without_chained_cause():
-    with pytest.raises(AnsibleFilterError) as info:
+def test_refusals_carry_no_chained_cause():
+    with pytest.raises(ComposeError) as info:
         post_auth_settings(mapping(group_mapping_sources=[]))
     assert info.value.__cause__ is None
     assert info.value.__suppress_context__ is True
-
-
-def test_filter_module_exposes_both_filters():
-    filters = FilterModule().filters()
-    assert filters == {"post_auth_settings": post_auth_settings, "post_auth_user_properties": post_auth_user_properties}
 
 
 # --- accepted inputs -------------------------------------------------------------------------------------------------

@@ -4,9 +4,8 @@ import base64
 import hashlib
 
 import pytest
-from test_post_auth_settings import params, refusal
+from test_settings import params, post_auth_settings, post_auth_user_properties, refusal
 
-from ansible_collections.ovpnas.fleet.plugins.filter.post_auth import post_auth_settings, post_auth_user_properties
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils.post_auth import DEFAULT_MESSAGES
 
 SKEY = "duo-skey-0123456789abcdefghijklmnopqrstuv"
