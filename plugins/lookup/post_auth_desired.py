@@ -11,9 +11,9 @@ version_added: 0.1.0
 short_description: Compose what the post_auth role loads, on the controller
 description:
   - Used by the C(compose) entry point of the C(ovpnas.fleet.post_auth) role. Composes the host's C(post_auth_*)
-    variables exactly as M(ovpnas.fleet.server_state) with O(ovpnas.fleet.server_state#module:compose) does (one
-    composition serves both): validated against the role's argument specs (naming the variable on error), the
-    script rendered, its identity filled in and sealed.
+    variables exactly as M(ovpnas.fleet.server_state) with O(ovpnas.fleet.server_state#module:compose) does, with
+    the same code. The variables are validated against the role's argument specs (naming the variable on error),
+    the script is rendered, its identity filled in, and it is sealed.
   - Returns what M(ovpnas.fleet.server_state) loads.
 author:
   - ovpnas.fleet contributors (@ovpnas)

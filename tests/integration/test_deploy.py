@@ -68,18 +68,17 @@ def test_first_run_check_then_real_then_one_read_per_host(make_fleet, tmp_path):
     assert all(r["changed"] == 2 for r in hosts.values()), check.stdout
     assert "+all:FIREFOX=^mozilla firefox" in check.stdout and "+win:DEFENDER=^microsoft defender" in check.stdout
     for server in fleet.values():
-        # the script's identity is not live: a second read, with the rendered script
-        # the plan's read, then the script's identity is not live: a second read, with the rendered script; and
+        # the plan's read (the script's identity is not live), then the rollout's, with the rendered script; and
         # the clients a restart would drop are counted
-        assert server.commands() == ["ConfigQuery"] * 3 + ["UserPropGet", "VPNSummary"], "check mode wrote"
+        assert server.commands() == ["ConfigQuery"] * 2 + ["UserPropGet", "VPNSummary"], "check mode wrote"
     reset(fleet)
 
     real, hosts = deploy(inventory, extra, "--diff")
     assert real.returncode == 0, real.stdout + real.stderr
     for name, server in fleet.items():
         commands = server.commands()
-        assert commands[:4] == ["ConfigQuery"] * 3 + ["UserPropGet"], name
-        assert commands.count("ConfigQuery") == 3 and commands.count("start") == 1, name
+        assert commands[:3] == ["ConfigQuery"] * 2 + ["UserPropGet"], name
+        assert commands.count("ConfigQuery") == 2 and commands.count("start") == 1, name
         assert [c for c in commands if c in WRITES] == ["UserPropPut"] * 2 + ["ConfigPut"] * 5, name
         config = server.config()
         assert config[QUERY_KEY].splitlines() == ["all:FIREFOX=^mozilla firefox", "win:DEFENDER=^microsoft defender"]
@@ -157,7 +156,7 @@ def test_policy_without_its_query_file_is_refused(make_fleet, tmp_path):
     assert result.returncode != 0
     assert "checks DEFENDER (win), which the query file (vpn.client.app_verify) does not list" in result.stdout
     server = fleet["as01"]
-    assert server.commands() == ["ConfigQuery"] * 3 + ["UserPropGet"]
+    assert server.commands() == ["ConfigQuery"] * 2 + ["UserPropGet"]
     assert QUERY_KEY not in server.config() and SCRIPT_KEY not in server.config()
 
 
