@@ -66,3 +66,42 @@ options:
     elements: str
     default: []
 """
+
+    # The options and rules of every module that writes (module_utils/transaction.py).
+    WRITES = r"""
+options:
+  backup:
+    description:
+      - Save the live script (C(auth.module.post_auth_script)) and query file (C(vpn.client.app_verify)) in
+        O(backup_dir) before replacing or removing them.
+    type: bool
+    default: true
+  backup_dir:
+    description:
+      - Folder for backups (mode 0700; backups are mode 0600 because scripts may hold secrets).
+      - Defaults to C(backups) in O(state_dir).
+    type: path
+  state_dir:
+    description:
+      - The collection's root-only folder on the server (mode 0700) that holds the lock, the pending-apply record,
+        the record of the last change and the staging folders.
+      - Defaults to C(etc/ovpnas_fleet) under the Access Server folder, found from O(sacli_path).
+        M(ovpnas.fleet.sacli_start) must be given the same folder.
+    type: path
+  lock_timeout:
+    description:
+      - Seconds to wait for another run on the same server to release the lock before failing.
+    type: int
+    default: 300
+notes:
+  - Every module of the collection that writes follows the same rules. A run that may write holds an exclusive
+    lock on O(state_dir) from its read to its last write, so two runs at once never mix their changes; a check-mode
+    run holds it shared.
+  - A change that needs C(sacli start) leaves a pending-apply record in O(state_dir) before its first write.
+    Only M(ovpnas.fleet.sacli_start) with every service up removes it; until then, every run of
+    M(ovpnas.fleet.server_state) reports the server as changed, so a failed or skipped start is never forgotten.
+  - When a write fails, the writes made before it are undone, the last first, and the failure says so; the
+    pending-apply record is then left as it was before the run.
+  - After the writes, C(last_change.json) in O(state_dir) (mode 0600) records what takes them back, for
+    M(ovpnas.fleet.server_restore).
+"""

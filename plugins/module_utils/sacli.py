@@ -23,6 +23,8 @@ import tempfile
 DEFAULT_SACLI = "/usr/local/openvpn_as/scripts/sacli"
 POST_AUTH_KEY = "auth.module.post_auth_script"
 APP_VERIFY_KEY = "vpn.client.app_verify"
+# the keys that hold whole files, managed as such (backed up, compared by content, recorded when applied)
+MANAGED_KEYS = (POST_AUTH_KEY, APP_VERIFY_KEY)
 VALUE_FILE_PLACEHOLDER = "<private file>"
 TIMEOUT_RC = 124
 

@@ -4,9 +4,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Prove a post-auth script on the managed host before it is loaded.
 
-The script is compiled the way Access Server compiles it (from its text, as ``<string>``)
-by every interpreter it may run under, then the policy harness runs the policy cases
-against it with the interpreter that Access Server uses. Everything is staged in a private
+The one check of a script before it is loaded, whichever module loads it: the script is compiled the way
+Access Server compiles it (from its text, as ``<string>``) by every interpreter it may run under and must
+define ``post_auth`` or ``post_auth_cr``; then the policy harness runs the policy cases against it with the
+interpreter that Access Server uses. Everything is staged in a private
 folder the caller gives (mode 0700, files 0600) and removed with it.
 """
 
@@ -15,7 +16,29 @@ from __future__ import annotations
 import json
 import os
 
-COMPILE = "import sys; compile(open(sys.argv[1], 'rb').read().decode('utf-8'), '<string>', 'exec')"
+# Runs in every interpreter the script must compile with (as old as Python 3.6): compiles the script the way
+# Access Server does (from its text, as <string>) and finds an entry point; prints one JSON object.
+VALIDATOR = r"""
+import ast, json, sys
+result = {"python_version": "%d.%d.%d" % sys.version_info[:3]}
+try:
+    with open(sys.argv[1], "rb") as handle:
+        text = handle.read().decode("utf-8")
+    tree = compile(text, "<string>", "exec", ast.PyCF_ONLY_AST)
+    compile(tree, "<string>", "exec")
+except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
+    result["error"] = "%s: %s" % (type(exc).__name__, exc)
+else:
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    if not names & {"post_auth", "post_auth_cr"}:
+        result["error"] = "the script defines neither post_auth nor post_auth_cr"
+print(json.dumps(result))
+"""
 
 
 class ScriptCheckError(Exception):
@@ -35,34 +58,42 @@ def _stage(directory, name, text):
     return path
 
 
-def _first_line(text):
+def _last_line(text):
+    """The last line that is not empty: where a traceback names its error."""
     lines = [line for line in (text or "").strip().splitlines() if line.strip()]
     return lines[-1].strip() if lines else ""
 
 
-def check_script(module, directory, content, python, interpreters, harness, cases):
-    """Compile ``content`` with ``python`` and each of ``interpreters``, then run ``cases``.
+def check_script(module, directory, content, python, interpreters=(), harness=None, cases=None,
+                 options="post_auth.python, post_auth.validate_interpreters; in the post_auth role post_auth_python, "
+                         "post_auth_validate_interpreters"):
+    """Compile ``content`` with ``python`` and each of ``interpreters``, then run ``cases`` (with a ``harness``).
 
-    The files are staged in ``directory``, a private folder. Returns {interpreters: [...],
-    cases_passed: n}; raises ScriptCheckError otherwise.
+    The files are staged in ``directory``, a private folder. Returns {interpreters: [...], versions:
+    {interpreter: Python version}, cases_passed: n}; raises ScriptCheckError otherwise. ``options``
+    names where the interpreters come from, for the message that one is missing.
     """
     every = [python] + [i for i in interpreters if i != python]
     for interpreter in every:
         found = os.access(interpreter, os.X_OK) if os.path.isabs(interpreter) else module.get_bin_path(interpreter)
         if not interpreter or not found:
             raise ScriptCheckError(
-                "the interpreter %r that must compile the post-auth script is not on the server (post_auth.python, "
-                "post_auth.validate_interpreters; in the post_auth role post_auth_python, "
-                "post_auth_validate_interpreters)" % interpreter[:80], interpreter=interpreter[:80])
+                "the interpreter %r that must compile the post-auth script is not on the server (%s)"
+                % (interpreter[:80], options), interpreter=interpreter[:80])
     script = _stage(directory, "post_auth.py", content)
-    compiled = []
+    compiled, versions = [], {}
     for interpreter in every:
-        rc, _out, err = module.run_command([interpreter, "-c", COMPILE, script], check_rc=False)
-        if rc != 0:
-            raise ScriptCheckError(
-                "the post-auth script does not compile with %s: %s" % (interpreter, _first_line(err) or "exit %s" % rc),
-                interpreter=interpreter, rc=rc)
+        rc, out, err = module.run_command([interpreter, "-I", "-c", VALIDATOR, script], check_rc=False)
+        try:
+            report = json.loads(out)
+        except ValueError:
+            report = {"error": _last_line(err) or "exit %s" % rc}
+        if "error" in report:
+            version = " (Python %s)" % report["python_version"] if "python_version" in report else ""
+            raise ScriptCheckError("the post-auth script does not compile with %s%s: %s"
+                                   % (interpreter, version, report["error"]), interpreter=interpreter, rc=rc)
         compiled.append(interpreter)
+        versions[interpreter] = report.get("python_version")
     passed = 0
     if harness:
         runner = _stage(directory, "policy_harness.py", harness)
@@ -71,10 +102,10 @@ def check_script(module, directory, content, python, interpreters, harness, case
         try:
             report = json.loads(out)
         except ValueError:
-            raise ScriptCheckError("the policy harness did not run with %s: %s" % (python, _first_line(err)),
+            raise ScriptCheckError("the policy harness did not run with %s: %s" % (python, _last_line(err)),
                                    rc=rc) from None
         if rc != 0:
             raise ScriptCheckError("a policy case failed: %s" % "; ".join(report.get("summary") or ["exit %s" % rc]),
                                    rc=rc, policy=report)
         passed = report.get("passed", 0)
-    return dict(interpreters=compiled, cases_passed=passed)
+    return dict(interpreters=compiled, versions=versions, cases_passed=passed)

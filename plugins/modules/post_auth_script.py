@@ -26,6 +26,7 @@ extends_documentation_fragment:
   - ovpnas.fleet.sacli.ATTRIBUTES
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
+  - ovpnas.fleet.sacli.WRITES
 attributes:
   check_mode:
     support: full
@@ -55,7 +56,7 @@ options:
   validate:
     description:
       - Compile the script with O(validate_interpreter) and check that it defines C(post_auth) or
-        C(post_auth_cr) before loading it.
+        C(post_auth_cr) before loading it (the check M(ovpnas.fleet.server_state) makes too).
     type: bool
     default: true
   validate_interpreter:
@@ -63,11 +64,6 @@ options:
       - The Python interpreter that compiles the script, ideally the one Access Server runs scripts with.
       - Defaults to C(python3) from the managed host's E(PATH).
     type: path
-  backup:
-    description:
-      - Save the live script to a file in O(backup_dir) before replacing or removing it.
-    type: bool
-    default: false
   secrets:
     description:
       - Values that must never be shown, for example secrets embedded in the script. They are registered as C(no_log)
@@ -77,14 +73,11 @@ options:
     type: list
     elements: str
     default: []
-  backup_dir:
-    description:
-      - Folder for backups (created with mode 0700; backups are mode 0600 because scripts may hold secrets).
-      - Defaults to C(etc/ovpnas_fleet/backups) under the Access Server folder, found from O(sacli_path).
-    type: path
 notes:
   - Whether C(sacli) keeps trailing newlines of C(--value_file) content is not known; scripts that differ only
     in trailing newlines are treated as equal, and the sha256 values are computed without trailing newlines.
+  - The live script is replaced only when what it does differs (its identity, see M(ovpnas.fleet.server_state)):
+    a script that differs from the live one only in its C(# ovpnas.fleet.<field>:) lines is not loaded again.
   - C(sacli ConfigQuery) prints the live script, secrets included, to anyone who may run it on the server.
 seealso:
   - module: ovpnas.fleet.sacli_start
@@ -158,9 +151,7 @@ validation:
   sample: {interpreter: /usr/bin/python3, python_version: "3.11.2"}
 """
 
-import json
-import os
-import tempfile
+import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -170,53 +161,21 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     SacliRunner,
     fail_from_error,
     sacli_argument_spec,
-    same_value,
 )
-from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import mask_secret_lines, sha256_text
+from ansible_collections.ovpnas.fleet.plugins.module_utils.script_check import ScriptCheckError, check_script
+from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import (
+    mask_secret_lines,
+    script_identity,
+    sha256_text,
+)
 from ansible_collections.ovpnas.fleet.plugins.module_utils.secrets import hide_secrets
-from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import fleet_dir, write_backup
-
-# Runs in the validating interpreter, which may be as old as Python 3.6:
-# compile as AS does (file name <string>) and look for an entry point.
-VALIDATOR = r"""
-import ast, json, sys
-result = {"python_version": "%d.%d.%d" % sys.version_info[:3]}
-try:
-    with open(sys.argv[1], "rb") as handle:
-        text = handle.read().decode("utf-8")
-    tree = compile(text, "<string>", "exec", ast.PyCF_ONLY_AST)
-    compile(tree, "<string>", "exec")
-except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
-    result["error"] = "%s: %s" % (type(exc).__name__, exc)
-else:
-    names = set()
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            names.add(node.name)
-        elif isinstance(node, ast.Assign):
-            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
-    if not names & {"post_auth", "post_auth_cr"}:
-        result["error"] = "the script defines neither post_auth nor post_auth_cr"
-print(json.dumps(result))
-"""
-
-
-def validate(module, path):
-    interpreter = module.params["validate_interpreter"] or module.get_bin_path("python3", required=True)
-    rc, out, err = module.run_command([interpreter, "-I", "-c", VALIDATOR, path], check_rc=False)
-    try:
-        report = json.loads(out)
-    except ValueError:
-        module.fail_json(
-            msg="could not validate the script with %s" % interpreter, rc=rc, stdout=out, stderr=err, changed=False
-        )
-    if "error" in report:
-        module.fail_json(
-            msg="the post-auth script is not valid for %s (Python %s): %s; nothing was loaded"
-            % (interpreter, report.get("python_version"), report["error"]),
-            changed=False,
-        )
-    return dict(interpreter=interpreter, python_version=report.get("python_version"))
+from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import fleet_dir, staging
+from ansible_collections.ovpnas.fleet.plugins.module_utils.transaction import (
+    Plan,
+    commit,
+    locked,
+    write_argument_spec,
+)
 
 
 def read_src(module, path):
@@ -237,10 +196,9 @@ def main():
         state=dict(type="str", choices=["present", "absent"], default="present"),
         validate=dict(type="bool", default=True),
         validate_interpreter=dict(type="path"),
-        backup=dict(type="bool", default=False),
-        backup_dir=dict(type="path"),
         secrets=dict(type="list", elements="str", default=[], no_log=True),
     )
+    argument_spec.update(write_argument_spec())
     module = AnsibleModule(
         argument_spec=argument_spec,
         mutually_exclusive=[("content", "src")],
@@ -248,74 +206,61 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    present = params["state"] == "present"
     desired = None
-    if present:
+    if params["state"] == "present":
         desired = params["content"] if params["src"] is None else read_src(module, params["src"])
         if not desired.strip():
             module.fail_json(msg="the post-auth script is empty; use state=absent to remove the script")
         hide_secrets(module, script=desired, known=params["secrets"])
-
-    result = dict(changed=False, commands=[], restart_required=False)
+    runner = SacliRunner(module)
+    directory = params["state_dir"] or fleet_dir(runner.path)
     staged = None
     try:
-        value_path = params["src"]
-        if present and (params["validate"] or value_path is None):
-            # one private copy serves both the validation and the load
-            fd, staged = tempfile.mkstemp(prefix="post-auth-", suffix=".py", dir=module.tmpdir)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(desired.encode("utf-8"))
-            value_path = staged
-        if present and params["validate"]:
-            result["validation"] = validate(module, staged)
-
-        runner = SacliRunner(module)
-        try:
-            current = runner.config_query().get(POST_AUTH_KEY)
-            hide_secrets(module, script=current)
-        except SacliError as exc:
-            fail_from_error(module, exc, **result)
-
-        changed = not same_value(current, desired)
-        result.update(
-            changed=changed,
-            restart_required=changed,
-            sha256_before=sha256_text(current),
-            sha256_after=sha256_text(desired) if changed else sha256_text(current),
-        )
-        if changed:
-            if present:
-                result["commands"] = [runner.describe("ConfigPut", key=POST_AUTH_KEY, value=True)]
-            else:
-                result["commands"] = [runner.describe("ConfigDel", key=POST_AUTH_KEY)]
-        if module._diff:
-            result["diff"] = dict(
-                before=mask_secret_lines(current or ""),
-                after=mask_secret_lines(desired or ""),
-                before_header="%s (live)" % POST_AUTH_KEY,
-                after_header="%s (%s)" % (POST_AUTH_KEY, "wanted" if present else "removed"),
-            )
-
-        if changed and not module.check_mode:
-            if params["backup"] and current is not None:
-                directory = params["backup_dir"] or os.path.join(fleet_dir(runner.path), "backups")
-                try:
-                    result["backup_file"] = write_backup(directory, "post_auth_script.py", current)
-                except OSError as exc:
-                    module.fail_json(msg="cannot write the backup in %s: %s; nothing was changed" % (directory, exc),
-                                     changed=False)
-            try:
-                if present:
-                    runner.config_put(POST_AUTH_KEY, value_path=value_path)
-                else:
-                    runner.config_del(POST_AUTH_KEY)
-            except SacliError as exc:
-                result.update(changed=False, restart_required=False, commands=runner.commands)
-                fail_from_error(module, exc, **result)
-            result["commands"] = runner.commands
+        with locked(module, directory, "nothing was loaded"):
+            staged = staging(directory, clean=not module.check_mode)
+            runner.tmpdir = staged
+            converge(module, runner, directory, staged, desired)
     finally:
-        if staged is not None and os.path.exists(staged):
-            os.unlink(staged)
+        if staged is not None:
+            shutil.rmtree(staged, ignore_errors=True)
+
+
+def converge(module, runner, directory, staged, desired):
+    params = module.params
+    result = dict(changed=False, commands=[], restart_required=False)
+    if desired is not None and params["validate"]:
+        interpreter = params["validate_interpreter"] or module.get_bin_path("python3", required=True)
+        try:
+            validation = check_script(module, staged, desired, interpreter, options="validate_interpreter")
+        except ScriptCheckError as exc:
+            module.fail_json(msg="%s; nothing was loaded" % exc.msg, **result)
+        result["validation"] = dict(interpreter=interpreter, python_version=validation["versions"][interpreter])
+    try:
+        current = runner.config_query().get(POST_AUTH_KEY)
+    except SacliError as exc:
+        fail_from_error(module, exc, **result)
+    hide_secrets(module, script=current)
+
+    plan = Plan(runner, {POST_AUTH_KEY: current} if current is not None else {})
+    if desired is None:
+        plan.set_key(POST_AUTH_KEY, None)
+    elif script_identity(current) != script_identity(desired):
+        plan.keys[POST_AUTH_KEY] = desired
+    changed = not plan.empty
+    result.update(changed=changed, restart_required=changed, commands=plan.commands(),
+                  sha256_before=sha256_text(current),
+                  sha256_after=sha256_text(desired) if changed else sha256_text(current))
+    if module._diff:
+        result["diff"] = dict(
+            before=mask_secret_lines(current or ""),
+            after=mask_secret_lines(desired or ""),
+            before_header="%s (live)" % POST_AUTH_KEY,
+            after_header="%s (%s)" % (POST_AUTH_KEY, "wanted" if desired is not None else "removed"),
+        )
+    if changed and not module.check_mode:
+        backups = commit(module, directory, plan, result)
+        if POST_AUTH_KEY in backups:
+            result["backup_file"] = backups[POST_AUTH_KEY]
     module.exit_json(**result)
 
 

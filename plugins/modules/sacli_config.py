@@ -25,6 +25,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
   - ovpnas.fleet.sacli.SECRETS
+  - ovpnas.fleet.sacli.WRITES
 attributes:
   check_mode:
     support: full
@@ -52,7 +53,7 @@ options:
     description:
       - A file on the managed host whose content is the value of O(key), for long values such as
         C(vpn.client.app_verify).
-      - The file is handed to C(sacli --value_file) as it is.
+      - Its content is compared with the live value and written like any other value.
     type: path
   keys:
     description:
@@ -68,6 +69,8 @@ options:
 notes:
   - Whether C(sacli) keeps trailing newlines of C(--value_file) content is not known; values that
     differ only in trailing newlines are treated as equal.
+  - The post-auth script and the query file can be set here like any key, with the same backups; the
+    post-auth script is better loaded with M(ovpnas.fleet.server_state), which tests it first.
 seealso:
   - module: ovpnas.fleet.sacli_start
   - module: ovpnas.fleet.sacli_info
@@ -135,6 +138,12 @@ restart_required:
   returned: always
   type: bool
   sample: true
+backup_files:
+  description: Where the live script and query file were saved before they were replaced or removed, by key.
+  returned: when O(backup=true) and the script or the query file changed
+  type: dict
+  sample:
+    vpn.client.app_verify: /usr/local/openvpn_as/etc/ovpnas_fleet/backups/app_verify.20261201T080000Z.0c2d5e7f.txt
 diff:
   description: The changed keys before and after, secret values masked.
   returned: when diff mode is on
@@ -151,10 +160,16 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     fail_from_error,
     key_problem,
     sacli_argument_spec,
-    same_value,
     to_sacli_string,
 )
 from ansible_collections.ovpnas.fleet.plugins.module_utils.secrets import hide_secrets, secret_matcher
+from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import fleet_dir
+from ansible_collections.ovpnas.fleet.plugins.module_utils.transaction import (
+    Plan,
+    commit,
+    locked,
+    write_argument_spec,
+)
 
 
 def desired_state(module):
@@ -210,6 +225,7 @@ def main():
         state=dict(type="str", choices=["present", "absent"], default="present"),
         secret_keys=dict(type="list", elements="str", default=[], no_log=False),
     )
+    argument_spec.update(write_argument_spec())
     module = AnsibleModule(
         argument_spec=argument_spec,
         mutually_exclusive=[("settings", "key", "keys"), ("value", "value_file")],
@@ -219,11 +235,15 @@ def main():
     )
     desired = desired_state(module)
     check_keys(module, desired)
-    present = module.params["state"] == "present"
     is_secret = secret_matcher(module.params["secret_keys"])
-
     hide_secrets(module, desired, is_secret)
     runner = SacliRunner(module)
+    directory = module.params["state_dir"] or fleet_dir(runner.path)
+    with locked(module, directory):
+        converge(module, runner, directory, desired, is_secret)
+
+
+def converge(module, runner, directory, desired, is_secret):
     result = dict(changed=False, changed_keys=[], commands=[], restart_required=False)
     try:
         current = runner.config_query()
@@ -231,42 +251,17 @@ def main():
         fail_from_error(module, exc, **result)
     hide_secrets(module, current, is_secret)
 
-    if present:
-        changed = sorted(k for k, v in desired.items() if not same_value(current.get(k), v))
-    else:
-        changed = sorted(k for k in desired if k in current)
-
-    diff = dict(
-        before={k: current.get(k) for k in changed},
-        after={k: desired[k] if present else None for k in changed},
-    )
-    result.update(changed=bool(changed), changed_keys=changed, restart_required=bool(changed))
-    value_file = module.params["value_file"]
-    for key in changed:
-        if not present:
-            result["commands"].append(runner.describe("ConfigDel", key=key))
-        else:
-            result["commands"].append(runner.describe("ConfigPut", key=key, value=True))
+    plan = Plan(runner, current)
+    for key, value in desired.items():
+        plan.set_key(key, value)
+    changed = sorted(plan.keys)
+    result.update(changed=bool(changed), changed_keys=changed, restart_required=bool(changed), commands=plan.commands())
     if module._diff:
-        result["diff"] = diff
-
+        result["diff"] = dict(before={k: current.get(k) for k in changed}, after={k: plan.keys[k] for k in changed})
     if changed and not module.check_mode:
-        done = []
-        try:
-            for key in changed:
-                if not present:
-                    runner.config_del(key)
-                elif value_file is not None:
-                    # the file was read above: hand it to sacli as it is
-                    runner.config_put(key, value_path=value_file)
-                else:
-                    runner.config_put(key, value=desired[key])
-                done.append(key)
-        except SacliError as exc:
-            result.update(changed=bool(done), changed_keys=done, restart_required=bool(done))
-            result["commands"] = runner.commands
-            fail_from_error(module, exc, **result)
-        result["commands"] = runner.commands
+        backups = commit(module, directory, plan, result)
+        if backups:
+            result["backup_files"] = backups
     module.exit_json(**result)
 
 

@@ -26,6 +26,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
   - ovpnas.fleet.sacli.SECRETS
+  - ovpnas.fleet.sacli.WRITES
 attributes:
   check_mode:
     support: full
@@ -146,7 +147,13 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     to_sacli_string,
 )
 from ansible_collections.ovpnas.fleet.plugins.module_utils.secrets import hide_secrets, secret_matcher
-from ansible_collections.ovpnas.fleet.plugins.module_utils.userprops import needs_restart, plan_users, put_order
+from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import fleet_dir
+from ansible_collections.ovpnas.fleet.plugins.module_utils.transaction import (
+    Plan,
+    commit,
+    locked,
+    write_argument_spec,
+)
 
 
 def wanted(module):
@@ -182,6 +189,7 @@ def main():
         exclusive_prefixes=dict(type="list", elements="str", default=[]),
         secret_keys=dict(type="list", elements="str", no_log=False, default=[]),
     )
+    argument_spec.update(write_argument_spec())
     module = AnsibleModule(
         argument_spec=argument_spec,
         mutually_exclusive=[("name", "users"), ("properties", "users")],
@@ -190,60 +198,33 @@ def main():
         supports_check_mode=True,
     )
     desired = wanted(module)
-    is_secret = secret_matcher(module.params["secret_keys"])
-
     runner = SacliRunner(module)
+    directory = module.params["state_dir"] or fleet_dir(runner.path)
+    with locked(module, directory):
+        converge(module, runner, directory, desired)
+
+
+def converge(module, runner, directory, desired):
+    params = module.params
+    is_secret = secret_matcher(params["secret_keys"])
     result = dict(changed=False, changed_users=[], commands=[], restart_required=False)
     try:
         current = runner.userprop_get(pfilt=next(iter(desired)) if len(desired) == 1 else None)
     except SacliError as exc:
         fail_from_error(module, exc, **result)
-
     for props in [current.get(name) or {} for name in desired] + list(desired.values()):
         hide_secrets(module, props, is_secret)
 
-    plans = plan_users(desired, current, module.params["state"] == "present", module.params["exclusive_prefixes"],
-                       module.params["kind"])
-    restart = False
-    before, after = {}, {}
-    for name in sorted(plans):
-        puts, deletes, delete_all = plans[name]
-        have = current.get(name)
-        before[name] = None if have is None else dict(have)
-        if delete_all:
-            after[name] = None
-            result["commands"].append(runner.describe("UserPropDelAll", user=name))
-            restart = True
-            continue
-        new = dict(have or {})
-        new.update(puts)
-        for key in deletes:
-            new.pop(key, None)
-        after[name] = new
-        for key in put_order(puts):
-            result["commands"].append(runner.describe("UserPropPut", key=key, user=name, value=True))
-        for key in deletes:
-            result["commands"].append(runner.describe("UserPropDel", key=key, user=name))
-        restart = restart or needs_restart(puts, deletes)
-    result.update(changed=bool(plans), changed_users=sorted(plans), restart_required=restart)
+    plan = Plan(runner, users=current)
+    plan.set_users(desired, params["state"] == "present", params["exclusive_prefixes"], params["kind"])
+    result.update(changed=not plan.empty, changed_users=sorted(plan.user_writes), commands=plan.commands(),
+                  restart_required=plan.restart_required)
     if module._diff:
-        result["diff"] = dict(before=before, after=after)
-
-    if plans and not module.check_mode:
-        try:
-            for name in sorted(plans):
-                puts, deletes, delete_all = plans[name]
-                if delete_all:
-                    runner.userprop_del_all(name)
-                    continue
-                for key in put_order(puts):
-                    runner.userprop_put(name, key, puts[key])
-                for key in deletes:
-                    runner.userprop_del(name, key)
-        except SacliError as exc:
-            result["commands"] = runner.commands
-            fail_from_error(module, exc, **result)
-        result["commands"] = runner.commands
+        result["diff"] = dict(before={name: None if current.get(name) is None else dict(current[name])
+                                      for name in sorted(plan.user_writes)},
+                              after=plan.users_after())
+    if not plan.empty and not module.check_mode:
+        commit(module, directory, plan, result)
     module.exit_json(**result)
 
 

@@ -35,6 +35,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
   - ovpnas.fleet.sacli.SECRETS
+  - ovpnas.fleet.sacli.WRITES
 attributes:
   check_mode:
     support: full
@@ -186,27 +187,6 @@ options:
     type: list
     elements: str
     default: []
-  backup:
-    description: Save the live script and query file in O(backup_dir) before replacing or removing them.
-    type: bool
-    default: true
-  backup_dir:
-    description:
-      - Folder for backups (mode 0700; backups are mode 0600 because scripts may hold secrets).
-      - Defaults to C(etc/ovpnas_fleet/backups) under the Access Server folder, found from O(sacli_path).
-    type: path
-  state_dir:
-    description:
-      - The collection's root-only folder on the server (mode 0700) that holds the lock, the pending-apply record
-        and the staging folders.
-      - Defaults to C(etc/ovpnas_fleet) under the Access Server folder, found from O(sacli_path).
-        M(ovpnas.fleet.sacli_start) must be given the same folder.
-    type: path
-  lock_timeout:
-    description:
-      - Seconds to wait for another run on the same server to release the lock before failing.
-    type: int
-    default: 300
   run:
     description:
       - Names the controller run (ansible-playbook) the task belongs to; the action plugin sets it, replacing any
@@ -216,17 +196,10 @@ options:
         as another run's.
     type: str
 notes:
-  - A run that writes holds an exclusive lock on O(state_dir) from its read to its last write, so two runs at
-    once never mix their changes; a check-mode run holds it shared.
-  - A change that needs C(sacli start) leaves a pending-apply record in O(state_dir) before its first write.
-    Only M(ovpnas.fleet.sacli_start) with every service up removes it; until then, every run reports the server
-    as changed and notifies the handler again, so a failed or skipped start is never forgotten.
   - What is staged to be tested (the script, its cases, values for C(sacli)) goes to a private folder under
     O(state_dir), removed when the module ends; folders a killed run left behind are removed by the next run.
   - Values that differ only in trailing newlines are equal (whether C(sacli) keeps them is not known).
   - The script is loaded last, after the query file, the keys and the user properties it relies on.
-  - After the writes, C(last_change.json) in O(state_dir) (mode 0600) records what takes them back, for
-    M(ovpnas.fleet.server_restore).
   - A node whose read fails while its agent socket (C(sa.sock) of C(etc/as.conf)) does not exist runs no services,
     like a failover standby; the task is then skipped with RV(standby) true.
 seealso:
@@ -346,21 +319,20 @@ commands:
   sample: ["sacli --key auth.module.post_auth_script --value_file=<private file> ConfigPut"]
 """
 
-import os
 import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ovpnas.fleet.plugins.module_utils.last_change import read_applied, record_change, undo_writes
+from ansible_collections.ovpnas.fleet.plugins.module_utils.last_change import read_applied
 from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     APP_VERIFY_KEY,
+    MANAGED_KEYS,
     POST_AUTH_KEY,
     SacliError,
     SacliRunner,
     fail_from_error,
     key_problem,
     sacli_argument_spec,
-    same_value,
     to_sacli_string,
 )
 from ansible_collections.ovpnas.fleet.plugins.module_utils.script_check import ScriptCheckError, check_script
@@ -374,92 +346,17 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import 
 )
 from ansible_collections.ovpnas.fleet.plugins.module_utils.secrets import hide_secrets, secret_matcher
 from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import (
-    HostLock,
-    LockTimeoutError,
-    clear_pending,
     fleet_dir,
     read_pending,
-    record_pending,
     staging,
     standby_reason,
-    write_backup,
-    write_pending,
 )
-from ansible_collections.ovpnas.fleet.plugins.module_utils.userprops import needs_restart, plan_users, put_order
-
-MANAGED_ELSEWHERE = (POST_AUTH_KEY, APP_VERIFY_KEY)
-
-
-class Plan:
-    """The writes that bring one server to the wanted state, each with what undoes it."""
-
-    def __init__(self, runner, current_config, current_users):
-        self.runner = runner
-        self.config = current_config
-        self.users = current_users
-        self.keys = {}  # key -> new value, None to remove
-        self.user_writes = {}  # name -> (puts, deletes, delete_all)
-        self.undo = []  # [kind, name, previous] per write made, in order
-
-    def set_key(self, key, value):
-        if not same_value(self.config.get(key), value):
-            self.keys[key] = value
-
-    def commands(self):
-        describe = self.runner.describe
-        commands = []
-        for name in sorted(self.user_writes):
-            puts, deletes, delete_all = self.user_writes[name]
-            if delete_all:
-                commands.append(describe("UserPropDelAll", user=name))
-            commands += [describe("UserPropPut", key=k, user=name, value=True) for k in put_order(puts)]
-            commands += [describe("UserPropDel", key=k, user=name) for k in deletes]
-        for key in self.key_order():
-            commands.append(describe("ConfigDel", key=key) if self.keys[key] is None
-                            else describe("ConfigPut", key=key, value=True))
-        return commands
-
-    def key_order(self):
-        """The script last: what it relies on (query file, keys, registrations) is in place first."""
-        return sorted(self.keys, key=lambda k: (k == POST_AUTH_KEY, k == APP_VERIFY_KEY, k))
-
-    def apply(self):
-        """Run the writes; on a failure undo those made, then raise the failure.
-
-        Each undo is recorded before its write: a write that fails may still have happened (it
-        timed out, or answered with something else), and undoing one that did not is harmless.
-        """
-        undo = self.undo = []
-        try:
-            for name in sorted(self.user_writes):
-                have = self.users.get(name)
-                puts, deletes, delete_all = self.user_writes[name]
-                if delete_all:
-                    undo.append(("restore_user", name, have))
-                    self.runner.userprop_del_all(name)
-                    continue
-                if have is None:
-                    undo.append(("delete_user", name, None))
-                for key in put_order(puts):
-                    if have is not None:
-                        undo.append(("user_prop", name, (key, have.get(key))))
-                    self.runner.userprop_put(name, key, puts[key])
-                for key in deletes:
-                    undo.append(("user_prop", name, (key, have.get(key))))
-                    self.runner.userprop_del(name, key)
-            for key in self.key_order():
-                value = self.keys[key]
-                undo.append(("key", key, self.config.get(key)))
-                if value is None:
-                    self.runner.config_del(key)
-                else:
-                    self.runner.config_put(key, value=value)
-        except SacliError as exc:
-            exc.undone, exc.not_undone = self._undo(undo)
-            raise
-
-    def _undo(self, undo):
-        return undo_writes(self.runner, undo, SacliError)
+from ansible_collections.ovpnas.fleet.plugins.module_utils.transaction import (
+    Plan,
+    commit,
+    locked,
+    write_argument_spec,
+)
 
 
 def covered(entries, app):
@@ -523,12 +420,9 @@ def main():
         users=dict(type="dict", default={}),
         users_exclusive_prefixes=dict(type="list", elements="str", default=[]),
         secret_keys=dict(type="list", elements="str", default=[], no_log=False),
-        backup=dict(type="bool", default=True),
-        backup_dir=dict(type="path"),
-        state_dir=dict(type="path"),
-        lock_timeout=dict(type="int", default=300),
         run=dict(type="str"),
     )
+    argument_spec.update(write_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     is_secret = secret_matcher(params["secret_keys"])
@@ -544,7 +438,7 @@ def main():
     except TypeError as exc:
         module.fail_json(msg=str(exc))
     for key in list(settings) + params["absent_keys"]:
-        if key in MANAGED_ELSEWHERE:
+        if key in MANAGED_KEYS:
             module.fail_json(msg="%s is managed with the post_auth and app_verify options" % key)
         if key_problem(key):
             module.fail_json(msg=key_problem(key))
@@ -559,15 +453,10 @@ def main():
     wanted = dict(settings=settings, users=users, script=script, query_file=query_file)
     staged = None
     try:
-        # a run that writes holds the lock from its read to its last write; check mode shares it
-        with HostLock(directory, params["lock_timeout"], exclusive=not module.check_mode):
+        with locked(module, directory):
             staged = staging(directory, clean=not module.check_mode)
             runner.tmpdir = staged
             converge(module, runner, directory, staged, wanted, is_secret)
-    except LockTimeoutError as exc:
-        module.fail_json(msg="%s; nothing was changed" % exc, changed=False)
-    except OSError as exc:
-        module.fail_json(msg="cannot use %s: %s; nothing was changed" % (directory, exc), changed=False)
     finally:
         if staged is not None:
             shutil.rmtree(staged, ignore_errors=True)
@@ -615,7 +504,7 @@ def converge(module, runner, directory, staged, wanted, is_secret):
         plan.set_key(POST_AUTH_KEY, None)
     elif script.text is not None and script_identity(live_script) != script.identity:
         plan.keys[POST_AUTH_KEY] = script.text
-    plan.user_writes = plan_users(users, current_users, True, params["users_exclusive_prefixes"])
+    plan.set_users(users, True, params["users_exclusive_prefixes"])
 
     checked_script = script.text if POST_AUTH_KEY in plan.keys else (live_script if script.managed else None)
     if checked_script is not None and params["post_auth"]["required_apps"]:
@@ -639,7 +528,7 @@ def converge(module, runner, directory, staged, wanted, is_secret):
     # count as a change to apply (a second notification costs nothing), only the first is worth a warning
     pending = read_pending(directory)
     changed_keys = sorted(plan.keys)
-    restart = bool(plan.keys) or any(needs_restart(p, d) or a for p, d, a in plan.user_writes.values())
+    restart = plan.restart_required
     result.update(changed=bool(plan.keys or plan.user_writes or pending), restart_required=restart or bool(pending),
                   changed_keys=changed_keys, changed_users=sorted(plan.user_writes), commands=plan.commands())
     if pending:
@@ -672,41 +561,10 @@ def converge(module, runner, directory, staged, wanted, is_secret):
     if module.check_mode:
         module.exit_json(**result)
 
-    if params["backup"]:
-        backups = params["backup_dir"] or os.path.join(directory, "backups")
-        for option, key, what in (("post_auth", POST_AUTH_KEY, "post_auth_script.py"),
-                                  ("app_verify", APP_VERIFY_KEY, "app_verify.txt")):
-            if key in plan.keys and config.get(key) is not None:
-                try:
-                    result[option]["backup_file"] = write_backup(backups, what, config.get(key))
-                except OSError as exc:
-                    module.fail_json(msg="cannot write the backup in %s: %s; nothing was changed" % (backups, exc),
-                                     changed=bool(pending))
-    if restart:
-        # before the first write: a run killed after it still leaves the record
-        record_pending(directory, changed_keys + sorted(plan.user_writes),
-                       {key: sha256_text(plan.keys[key]) for key in MANAGED_ELSEWHERE if key in plan.keys},
-                       run=params["run"])
-    try:
-        plan.apply()
-    except SacliError as exc:
-        undone = getattr(exc, "not_undone", [])
-        if not undone and restart:
-            # the server is as it was: only an earlier change (if any) still waits for start
-            if pending:
-                write_pending(directory, pending)
-            else:
-                clear_pending(directory)
-        result.update(changed=bool(undone), commands=runner.commands)
-        exc.msg = "%s; %s" % (exc.msg, "the writes made before it were undone" if not undone
-                              else "undoing the writes made before it failed for %s" % ", ".join(undone))
-        fail_from_error(module, exc, **result)
-    result["commands"] = runner.commands
-    # what takes this change back (ovpnas.fleet.server_restore), with what it left live
-    try:
-        record_change(directory, plan.undo, {key: sha256_text(value) for key, value in plan.keys.items()})
-    except OSError as exc:
-        module.warn("cannot record the change in %s (a restore will not find it): %s" % (directory, exc))
+    backups = commit(module, directory, plan, result, run=params["run"])
+    for option, key in (("post_auth", POST_AUTH_KEY), ("app_verify", APP_VERIFY_KEY)):
+        if key in backups:
+            result[option]["backup_file"] = backups[key]
     module.exit_json(**result)
 
 
@@ -726,24 +584,15 @@ def live_report(config, directory):
 def diff(plan, config, current_users):
     """One diff per kind of change (secrets are masked by ``no_log_values``)."""
     diffs = []
-    keys = [k for k in sorted(plan.keys) if k not in MANAGED_ELSEWHERE]
+    keys = [k for k in sorted(plan.keys) if k not in MANAGED_KEYS]
     if keys:
         diffs.append(dict(before_header="configuration keys (live)", after_header="configuration keys (wanted)",
                           before={k: config.get(k) for k in keys},
                           after={k: plan.keys[k] for k in keys}))
     if plan.user_writes:
-        before, after = {}, {}
-        for name in sorted(plan.user_writes):
-            puts, deletes, delete_all = plan.user_writes[name]
-            have = current_users.get(name)
-            before[name] = None if have is None else dict(sorted(have.items()))
-            new = None
-            if not delete_all:
-                new = dict(have or {}, **puts)
-                for key in deletes:
-                    new.pop(key, None)
-                new = dict(sorted(new.items()))
-            after[name] = new
+        before = {name: None if current_users.get(name) is None else dict(sorted(current_users[name].items()))
+                  for name in sorted(plan.user_writes)}
+        after = plan.users_after()
         diffs.append(dict(before_header="user properties (live)", after_header="user properties (wanted)",
                           before=before, after=after))
     for key in (APP_VERIFY_KEY, POST_AUTH_KEY):

@@ -119,7 +119,7 @@ def test_no_backup_when_nothing_was_live(server, run_module):
     assert not result["failed"], result
     assert result["changed"] is True
     assert "backup_file" not in result
-    assert not os.path.exists(os.path.join(server.path, "etc", "ovpnas_fleet"))
+    assert not os.path.exists(os.path.join(server.path, "etc", "ovpnas_fleet", "backups"))
 
 
 @pytest.mark.parametrize(

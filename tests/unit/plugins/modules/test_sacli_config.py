@@ -112,22 +112,22 @@ def fault_after_first(tmp_path, server, command, **fault):
     return str(wrapper)
 
 
-def test_configput_fault_on_second_key_reports_what_was_written(server, run_module, tmp_path):
+def test_configput_fault_on_second_key_undoes_the_first(server, run_module, tmp_path):
     path = fault_after_first(tmp_path, server, "ConfigPut", action="exit", rc=3, stderr="boom", times=1)
+    before = server.config()
     result = run(run_module, server, sacli_path=path, settings={"t.a": "1", "t.b": "2", "t.c": "3"})
     assert result["failed"] is True
-    assert result["msg"] == "sacli ConfigPut failed with exit code 3"
+    assert result["msg"] == "sacli ConfigPut failed with exit code 3; the writes made before it were undone"
     assert result["rc"] == 3
     assert "boom" in result["stderr"]
     assert result["stdout"] == ""
     assert result["cmd"] == "sacli --key t.b --value_file=<private file> ConfigPut"
-    assert result["changed"] is True
-    assert result["changed_keys"] == ["t.a"]
-    assert result["restart_required"] is True
-    assert server.commands() == ["ConfigQuery", "ConfigPut", "ConfigPut"]
-    config = server.config()
-    assert config["t.a"] == "1"
-    assert "t.b" not in config and "t.c" not in config
+    # the server is as it was: nothing to apply
+    assert result["changed"] is False
+    # the failed write is undone too: it may have happened
+    assert server.commands() == ["ConfigQuery", "ConfigPut", "ConfigPut", "ConfigDel", "ConfigDel"]
+    assert server.config() == before
+    assert not os.path.exists(os.path.join(server.path, "etc", "ovpnas_fleet", "pending_apply.json"))
 
 
 def test_garbage_configquery_fails_without_writing(server, run_module):
