@@ -74,25 +74,6 @@ def read_applied(directory):
         return None
 
 
-def undo_commands(runner, undo):
-    """The writes undo_writes runs, in its order, as results show them (no values)."""
-    commands = []
-    for kind, name, previous in reversed(undo):
-        if kind == "key":
-            commands.append(runner.describe("ConfigDel", key=name) if previous is None
-                            else runner.describe("ConfigPut", key=name, value=True))
-        elif kind == "delete_user":
-            commands.append(runner.describe("UserPropDelAll", user=name))
-        elif kind == "restore_user":
-            commands += [runner.describe("UserPropPut", key=key, user=name, value=True)
-                         for key in put_order(previous or {})]
-        else:
-            key, value = previous
-            commands.append(runner.describe("UserPropDel", key=key, user=name) if value is None
-                            else runner.describe("UserPropPut", key=key, user=name, value=True))
-    return commands
-
-
 def undo_writes(runner, undo, error_types):
     """Take back writes, the last first; return (names undone, names whose undo failed)."""
     done, failed = [], []

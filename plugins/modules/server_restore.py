@@ -29,6 +29,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
   - ovpnas.fleet.sacli.SECRETS
+  - ovpnas.fleet.sacli.WRITES
 attributes:
   check_mode:
     support: full
@@ -46,20 +47,13 @@ options:
       - Restore even when keys the last change wrote no longer hold what it wrote.
     type: bool
     default: false
-  state_dir:
-    description:
-      - The collection's folder on the server, where M(ovpnas.fleet.server_state) keeps the record.
-      - Defaults to C(etc/ovpnas_fleet) under the Access Server folder, found from O(sacli_path).
-    type: path
-  lock_timeout:
-    description:
-      - Seconds to wait for another run on the same server to release the lock before failing.
-    type: int
-    default: 300
 notes:
-  - Holds the same lock as M(ovpnas.fleet.server_state) from its read to its last write.
-  - Records a pending apply before its first write, like M(ovpnas.fleet.server_state), so a failed or skipped start is
-    never forgotten.
+  - The restore is a change like any other of the collection (see the notes on writes): under the same lock, with a
+    backup of the script and query file it replaces, a pending-apply record, and its own writes undone when one of
+    them fails, so that the server is then left wholly as it was before the restore and the record is kept for
+    another try.
+  - Only what differs from the record is written (the live state is read first: one C(ConfigQuery), and one
+    C(UserPropGet) when the change wrote user properties).
 seealso:
   - module: ovpnas.fleet.server_state
   - module: ovpnas.fleet.sacli_start
@@ -120,14 +114,8 @@ commands:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ovpnas.fleet.plugins.module_utils.last_change import (
-    drop_change,
-    read_change,
-    undo_commands,
-    undo_writes,
-)
+from ansible_collections.ovpnas.fleet.plugins.module_utils.last_change import drop_change, read_change
 from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
-    APP_VERIFY_KEY,
     POST_AUTH_KEY,
     SacliError,
     SacliRunner,
@@ -136,14 +124,14 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
 )
 from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import sha256_text
 from ansible_collections.ovpnas.fleet.plugins.module_utils.secrets import hide_secrets, secret_matcher
-from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import (
-    HostLock,
-    LockTimeoutError,
-    fleet_dir,
-    record_pending,
+from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import fleet_dir
+from ansible_collections.ovpnas.fleet.plugins.module_utils.transaction import (
+    Plan,
+    commit,
+    locked,
+    write_argument_spec,
 )
 
-MANAGED_KEYS = (POST_AUTH_KEY, APP_VERIFY_KEY)
 KINDS = ("key", "delete_user", "restore_user", "user_prop")
 
 
@@ -152,7 +140,7 @@ def text_or_none(value):
 
 
 def well_formed(record):
-    """The record's undo entries and after-hashes, or None when it is not one server_state writes."""
+    """The record's undo entries and after-hashes, or None when it is not one the collection writes."""
     undo, after = record.get("undo"), record.get("after")
     if not isinstance(undo, list) or not isinstance(after, dict):
         return None
@@ -171,24 +159,54 @@ def well_formed(record):
     return undo, after
 
 
+def before_the_change(undo):
+    """What the change found, from its undo entries (the first entry of a name holds what was there first)."""
+    keys, users, props = {}, {}, {}
+    for kind, name, previous in undo:
+        if kind == "key":
+            keys.setdefault(name, previous)
+        elif kind == "delete_user":
+            users.setdefault(name, None)
+        elif kind == "restore_user":
+            users.setdefault(name, previous or {})
+        else:
+            props.setdefault(name, {}).setdefault(previous[0], previous[1])
+    return keys, users, props
+
+
+def plan_restore(runner, config, live_users, undo):
+    """The writes that bring back what the change found: only where the live state differs from it."""
+    keys, users, props = before_the_change(undo)
+    plan = Plan(runner, config, live_users)
+    for key, value in keys.items():
+        plan.set_key(key, value)
+    for name in sorted(set(users) | set(props)):
+        have = live_users.get(name)
+        if name in users and users[name] is None:
+            # the change created the user
+            if have is not None:
+                plan.user_writes[name] = ({}, [], True)
+            continue
+        wanted = dict(users.get(name) or {}, **{k: v for k, v in props.get(name, {}).items() if v is not None})
+        puts = {k: v for k, v in wanted.items() if (have or {}).get(k) != v}
+        deletes = sorted(k for k, v in props.get(name, {}).items() if v is None and k in (have or {}))
+        if puts or deletes:
+            plan.user_writes[name] = (puts, deletes, False)
+    return plan
+
+
 def main():
     argument_spec = sacli_argument_spec()
     argument_spec.update(
         force=dict(type="bool", default=False),
         secret_keys=dict(type="list", elements="str", default=[], no_log=False),
-        state_dir=dict(type="path"),
-        lock_timeout=dict(type="int", default=300),
     )
+    argument_spec.update(write_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     runner = SacliRunner(module)
     directory = module.params["state_dir"] or fleet_dir(runner.path)
-    try:
-        with HostLock(directory, module.params["lock_timeout"], exclusive=not module.check_mode):
-            restore(module, runner, directory)
-    except LockTimeoutError as exc:
-        module.fail_json(msg="%s; nothing was restored" % exc, changed=False)
-    except OSError as exc:
-        module.fail_json(msg="cannot use %s: %s; nothing was restored" % (directory, exc), changed=False)
+    with locked(module, directory, "nothing was restored"):
+        restore(module, runner, directory)
 
 
 def restore(module, runner, directory):
@@ -221,39 +239,36 @@ def restore(module, runner, directory):
 
     try:
         config = runner.config_query()
+        live_users = runner.userprop_get() if any(kind != "key" for kind, _name, _previous in undo) else {}
     except SacliError as exc:
         fail_from_error(module, exc, **result)
     hide_secrets(module, config, is_secret, script=config.get(POST_AUTH_KEY))
+    for props in live_users.values():
+        hide_secrets(module, props, is_secret)
     result["changed_since"] = sorted(k for k, digest in after.items() if sha256_text(config.get(k)) != digest)
     if result["changed_since"] and not module.params["force"]:
         module.fail_json(msg="keys the last change wrote were changed since (%s); nothing was restored (force=true "
                              "restores anyway)" % ", ".join(result["changed_since"]), **result)
+    plan = plan_restore(runner, config, live_users, undo)
     keys = sorted({name for kind, name, _previous in undo if kind == "key"})
     users = sorted({name for kind, name, _previous in undo if kind != "key"})
     previous_script = [entry[2] for entry in undo if entry[0] == "key" and entry[1] == POST_AUTH_KEY]
     if previous_script:
         result["post_auth"] = dict(sha256_before=sha256_text(config.get(POST_AUTH_KEY)),
                                    sha256_after=sha256_text(previous_script[0]))
-    result.update(changed=bool(undo), restart_required=bool(undo), restored_keys=keys, restored_users=users,
-                  commands=undo_commands(runner, undo))
+    result.update(changed=not plan.empty, restart_required=plan.restart_required, restored_keys=keys,
+                  restored_users=users, commands=plan.commands())
     if module._diff:
         result["diff"] = dict(before_header="last change (live)", after_header="before the last change",
                               before="keys: %s\nusers: %s\n" % (", ".join(keys), ", ".join(users)),
                               after="restored\n")
-    if module.check_mode or not undo:
-        if not module.check_mode:
-            drop_change(directory)
+    if module.check_mode:
         module.exit_json(**result)
-
-    record_pending(directory, keys + users, {entry[1]: sha256_text(entry[2]) for entry in undo
-                                             if entry[0] == "key" and entry[1] in MANAGED_KEYS})
-    runner.commands = []
-    done, failed = undo_writes(runner, undo, SacliError)
-    result["commands"] = runner.commands
-    if failed:
-        module.fail_json(msg="restoring failed for %s (restored: %s); the record is kept: run again with "
-                             "force=true to retry"
-                             % (", ".join(failed), ", ".join(done) or "nothing"), **result)
+    if not plan.empty:
+        backups = commit(module, directory, plan, result)
+        if POST_AUTH_KEY in backups:
+            result["backup_file"] = backups[POST_AUTH_KEY]
+    # taken back: the change is no longer one to restore (commit recorded the restore itself as the last change)
     drop_change(directory)
     module.exit_json(**result)
 

@@ -107,16 +107,17 @@ def test_restore_gives_back_exactly_the_previous_state(server, run_module):
     assert result["post_auth"] == dict(
         sha256_before=hashlib.sha256(NEW_SCRIPT.rstrip("\n").encode()).hexdigest(),
         sha256_after=hashlib.sha256(OLD_SCRIPT.rstrip("\n").encode()).hexdigest())
-    # one read, then the writes of the change taken back, the last first: the script first
-    assert commands[0] == "ConfigQuery" and commands.count("ConfigQuery") == 1
-    assert result["commands"][0] == "sacli --key %s --value_file=<private file> ConfigPut" % SCRIPT_KEY
+    # the reads (keys, and the users the change wrote), then the writes as any change makes them: the users
+    # first, the script last, after the query file and the keys it relies on
+    assert commands[:2] == ["ConfigQuery", "UserPropGet"] and commands.count("ConfigQuery") == 1
+    assert result["commands"][-1] == "sacli --key %s --value_file=<private file> ConfigPut" % SCRIPT_KEY
     assert "sacli --key %s ConfigDel" % QUERY_KEY in result["commands"]
     assert "sacli --key cs.tls_version_min ConfigDel" in result["commands"]
-    # users were written first (bob, then openvpn): bob, created by the change, goes last
-    assert result["commands"][-1] == "sacli --user bob UserPropDelAll"
+    # bob, whom the change created, goes whole
+    assert result["commands"][0] == "sacli --user bob UserPropDelAll"
     assert "sacli --user openvpn --key prop_superuser --value_file=<private file> UserPropPut" in result["commands"]
     assert "sacli --user openvpn --key pvt_hw_addr UserPropDel" in result["commands"]
-    assert len(result["commands"]) == len(commands) - 1
+    assert len(result["commands"]) == len(commands) - 2
 
 
 def test_restore_leaves_a_pending_apply_and_no_record(server, run_module):
@@ -158,7 +159,7 @@ def test_check_mode_predicts_the_restore_and_changes_nothing(server, run_module)
     check = restore(run_module, server, check_mode=True, diff=True)
     assert check["failed"] is False, check
     assert check["changed"] is True and check["restart_required"] is True
-    assert server.commands() == ["ConfigQuery"], "check mode wrote something"
+    assert server.commands() == ["ConfigQuery", "UserPropGet"], "check mode wrote something"
     assert (server.config(), server.userprops()) == live
     assert not os.path.exists(pending_path(server))
     with open(record_path(server)) as handle:
@@ -275,28 +276,27 @@ def test_secrets_never_appear_when_the_restore_fails(server, run_module):
         assert secret not in shown, secret
 
 
-def test_a_failed_write_fails_and_keeps_the_record(server, run_module):
+def test_a_failed_write_undoes_the_restore_and_keeps_the_record(server, run_module):
     before_config, before_users = changed(server, run_module)
+    changed_config, changed_users = server.config(), server.userprops()
     with open(record_path(server)) as handle:
         record = handle.read()
-    # the first write of the restore: the script
+    # the first key the restore writes, after the users
     server.set_fault("configput", action="exit", rc=1, stderr="database is locked", times=1)
     result = restore(run_module, server)
     assert result["failed"] is True
-    assert "restoring failed for %s" % SCRIPT_KEY in result["msg"]
-    assert "the record is kept" in result["msg"]
-    assert result["changed"] is True and result["restart_required"] is True
+    assert result["msg"] == "sacli ConfigPut failed with exit code 1; the writes made before it were undone"
+    # all or nothing: the server holds the change whole, as before the restore, and nothing waits for start
+    assert result["changed"] is False and result["restart_required"] is False
+    assert (server.config(), server.userprops()) == (changed_config, changed_users)
+    assert not os.path.exists(pending_path(server))
     with open(record_path(server)) as handle:
         assert handle.read() == record
-    assert server.config()[SCRIPT_KEY].rstrip("\n") == NEW_SCRIPT.rstrip("\n")
-    assert os.path.exists(pending_path(server)), "what was restored still waits for start"
     for secret in SECRETS:
         assert secret not in json.dumps(result), secret
 
-    # what was restored no longer holds what the change wrote: only force takes the rest back
+    # the record is kept: the next restore takes the change back whole
     retry = restore(run_module, server)
-    assert retry["failed"] is True and SCRIPT_KEY not in retry["changed_since"] and retry["changed_since"]
-    retry = restore(run_module, server, force=True)
     assert retry["failed"] is False, retry
     assert server.config() == before_config
     assert server.userprops() == before_users
