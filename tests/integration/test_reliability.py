@@ -31,6 +31,8 @@ B = {
     "host_checker_apps": VARIABLES["host_checker_apps"] + [
         {"name": "CHROME", "regex": "^google chrome", "platform": "all"}],
     "post_auth_device_pinning_max_devices": 2,
+    # what the script does changes too (the cases alone do not change it)
+    "post_auth_device_pinning_exempt_users": ["breakglass"],
     "post_auth_device_pinning_registry": {"alice": [ALICE_B], "bob": ["00:11:22:33:44:88"]},
     "post_auth_policy_tests": [dict(VARIABLES["post_auth_policy_tests"][0],
                                     properties={"pvt_hw_addr": ALICE_B},
@@ -260,7 +262,7 @@ def test_no_secret_in_any_output_argv_log_or_file(make_fleet, tmp_path):
             outputs.append(result.stdout + result.stderr)
         # a failing run: the script's write fails on one server
         fleet["as02"].set_fault("configput", action="exit", rc=1, times=1, stderr="emulated\n")
-        failing = dict(changes, post_auth_device_pinning_max_devices=5)
+        failing = dict(changes, post_auth_device_pinning_exempt_users=["breakglass"])
         failing = write_vars(tmp_path / ("%s-change.json" % name), **failing)
         result, hosts = deploy(inventory, failing, "--diff", "-vvv")
         assert result.returncode != 0 and hosts["as02"]["failed"] == 1, result.stdout[-3000:]
