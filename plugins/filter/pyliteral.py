@@ -57,29 +57,40 @@ def _sorted_keys(mapping, path):
     return sorted(keys, key=lambda k: (isinstance(k, str), k))
 
 
-def to_literal(value, level=0, path="value"):
-    """Python source for ``value``; nested containers are spread over lines when long."""
+def to_literal(value, level=0, path="value", width=WIDTH, room=0):
+    """Python source for ``value``; nested containers are spread over lines when long.
+
+    The source starts at indentation ``level`` (its continuation lines are indented from there), after
+    ``room`` characters of its first line (a dict key in front of it, the comma after it). A container
+    whose one-line form would make the line longer than ``width`` is spread, one item per line.
+    """
     flat = _one_line(value, path)
-    if len(flat) + len(INDENT) * level <= WIDTH or not isinstance(value, (Mapping, list, tuple)):
+    if len(INDENT) * level + room + len(flat) <= width or not isinstance(value, (Mapping, list, tuple)):
         return flat
     inner = INDENT * (level + 1)
     if isinstance(value, Mapping):
-        lines = [
-            "%s%s: %s," % (inner, _one_line(key, path), to_literal(value[key], level + 1, "%s[%r]" % (path, key)))
-            for key in _sorted_keys(value, path)
-        ]
+        lines = []
+        for key in _sorted_keys(value, path):
+            prefix = "%s: " % _one_line(key, path)
+            item = to_literal(value[key], level + 1, "%s[%r]" % (path, key), width, len(prefix) + 1)
+            lines.append("%s%s%s," % (inner, prefix, item))
         opening, closing = "{", "}"
     else:
         lines = [
-            "%s%s," % (inner, to_literal(item, level + 1, "%s[%d]" % (path, index)))
+            "%s%s," % (inner, to_literal(item, level + 1, "%s[%d]" % (path, index), width, 1))
             for index, item in enumerate(value)
         ]
         opening, closing = ("(", ")") if isinstance(value, tuple) else ("[", "]")
     return "%s\n%s\n%s%s" % (opening, "\n".join(lines), INDENT * level, closing)
 
 
-def pyliteral(value, name="value"):
-    return to_literal(value, 0, name)
+def pyliteral(value, name="value", level=0, width=WIDTH):
+    """``value`` as Python source; ``name`` says what it is in errors.
+
+    ``level`` is the indentation (in steps of four spaces) of the line the source starts on, and
+    ``width`` the longest line it may make before its containers are spread over lines.
+    """
+    return to_literal(value, level, name, width)
 
 
 class FilterModule:

@@ -5,9 +5,11 @@
 """The checks of the post_auth role's values that its argument specs cannot express.
 
 The argument specs check each variable's type and choices first (``compose.role_variables``),
-and an unset or null variable has the role's default: what reaches these checks is a value of
-the right type. They check what is inside it (the fields of a rule, a URL, a range) and name
-the variable at fault.
+and an unset or null variable has the role's default. These checks look inside the value (the
+fields of a rule, a URL, a range) and name the variable at fault. They check its type again too,
+for what the argument specs do not see (a default that is another role's variable, the fields
+inside a rule): a value of the wrong shape is always a ``SettingsError`` that names the variable,
+never a ``TypeError`` or ``AttributeError`` out of the code that reads it.
 """
 
 from __future__ import annotations
@@ -58,6 +60,50 @@ def flag(value, name):
     fail(name, "must be true or false")
 
 
+def text(value, name):
+    """A string, as it is."""
+    if not isinstance(value, str):
+        fail(name, "must be a string, not %s" % kind(value))
+    return value
+
+
+def number(value, name):
+    """A whole number (not a boolean)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        fail(name, "must be a whole number, not %s" % kind(value))
+    return value
+
+
+def mapping(value, name):
+    """A mapping (dict), as it is."""
+    if not isinstance(value, dict):
+        fail(name, "must be a mapping, not %s" % kind(value))
+    return value
+
+
+def sequence(value, name):
+    """A list, as it is."""
+    if not isinstance(value, (list, tuple)):
+        fail(name, "must be a list, not %s" % kind(value))
+    return value
+
+
+def kind(value):
+    """What a value is, for a message: never the value itself."""
+    if value is None:
+        return "null"
+    names = {bool: "a boolean", str: "a string", int: "a whole number", float: "a number", list: "a list",
+             tuple: "a list", dict: "a mapping"}
+    return names.get(type(value), "a %s" % type(value).__name__)
+
+
+def choice(value, name, choices):
+    """One of ``choices``."""
+    if value not in choices:
+        fail(name, "%s is not one of %s" % (shown(value), ", ".join(choices)))
+    return value
+
+
 def user_name(value, name):
     """A user or group name Access Server can hold: text, no control characters, no surrounding spaces."""
     if not isinstance(value, str) or not value:
@@ -72,8 +118,8 @@ def user_name(value, name):
 def words(values, name, lower=False):
     """The strings of a list, trimmed (and lower case), none of them blank."""
     result = []
-    for index, item in enumerate(values):
-        if not item.strip():
+    for index, item in enumerate(sequence(values, name)):
+        if not isinstance(item, str) or not item.strip():
             fail("%s[%d]" % (name, index), "must be a non-empty string")
         result.append(item.strip().lower() if lower else item.strip())
     return result
@@ -83,29 +129,26 @@ def str_list(value, name, lower=False):
     """A list of strings inside a value the argument specs see only as a whole (a rule's field)."""
     if value is None:
         return []
-    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+    if not isinstance(value, (list, tuple)):
         fail(name, "must be a list of strings")
-    for index, item in enumerate(value):
-        if not isinstance(item, str):
-            fail("%s[%d]" % (name, index), "must be a non-empty string")
     return words(value, name, lower)
 
 
 def required(value, name):
     """A text that must be given (not empty nor blank), trimmed."""
-    if not value.strip():
+    if not text(value, name).strip():
         fail(name, "is required")
     return value.strip()
 
 
 def one_line(value, name):
-    if "\n" in value or "\r" in value:
+    if "\n" in text(value, name) or "\r" in value:
         fail(name, "must be one line")
     return value.strip()
 
 
 def within(value, name, low, high):
-    if not low <= value <= high:
+    if not low <= number(value, name) <= high:
         fail(name, "must be a number from %s to %s" % (low, high))
     return value
 
@@ -122,16 +165,21 @@ def version(value, name):
 
 
 def regex(value, name):
+    """A regular expression that compiles."""
+    text(value, name)
     try:
         re.compile(value)
-    except (re.error, TypeError) as exc:
+    except (re.error, ValueError) as exc:
         fail(name, "is not a regular expression: %s" % exc)
+    except (OverflowError, RecursionError):
+        # a repetition count beyond what re takes, or groups nested deeper than it can parse
+        fail(name, "is too large or too deeply nested to be a regular expression")
     return value
 
 
 def url(value, name):
     """An http(s) URL without credentials in it; plain http only to the server itself."""
-    if not value:
+    if not text(value, name):
         fail(name, "is required")
     value = value.strip()
     if len(value) > URL_LENGTH:
@@ -160,8 +208,8 @@ def secret(params, key, name, secrets, required=False):
     An inline value goes to ``secrets`` under ``key`` (the script keeps it in SECRETS, apart
     from SETTINGS); the result says where the script finds it, or is None when there is none.
     """
-    value = params[key].strip()
-    path = params[key + "_file"].strip()
+    value = text(params[key], name).strip()
+    path = text(params[key + "_file"], name + "_file").strip()
     if path and not path.startswith("/"):
         fail(name + "_file", "must be an absolute path on the server")
     if required and not (value or path):
@@ -177,7 +225,7 @@ def http_endpoint(params, prefix, secrets):
     name = "post_auth_" + prefix
     return compact({
         "url": url(params[prefix + "_url"], name + "_url"),
-        "ca_file": params[prefix + "_ca_file"].strip(),
+        "ca_file": text(params[prefix + "_ca_file"], name + "_ca_file").strip(),
         "timeout": within(params[prefix + "_timeout"], name + "_timeout", 1, 120),
         "token": secret(params, prefix + "_token", name + "_token", secrets),
     })

@@ -258,13 +258,11 @@ def desired_state(loader, templar, task_vars, roles, render, query_file, probe=F
 
 
 def _run(builder, params):
+    """``builder(params)``, its refusals (each naming its variable) as ComposeError; any other error is a bug."""
     try:
         return builder(params)
     except SettingsError as exc:
         raise ComposeError(str(exc)) from None
-    except (TypeError, AttributeError, ValueError) as exc:
-        # a value of the wrong shape that the argument specs let through
-        raise ComposeError("post_auth variables: a value has the wrong type: %s" % exc) from None
 
 
 def settings_of(params):

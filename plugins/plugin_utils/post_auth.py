@@ -13,18 +13,20 @@ from __future__ import annotations
 import hashlib
 import json
 
-from ansible_collections.ovpnas.fleet.plugins.plugin_utils.capabilities import BY_NAME, CAPABILITIES
-from ansible_collections.ovpnas.fleet.plugins.plugin_utils.checks import fail, shown
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.capabilities import (
+    BY_NAME,
+    CAPABILITIES,
+    FRAME_MESSAGES,
+    MESSAGES,
+)
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.checks import fail, mapping, shown
 
-# the messages of the script itself, shown whatever capabilities are on
-FRAME_MESSAGES = {"internal_error": "Authentication failed. Please contact your administrator."}
-DEFAULT_MESSAGES = dict(FRAME_MESSAGES)
-for _capability in CAPABILITIES:
-    DEFAULT_MESSAGES.update(_capability.MESSAGES)
+# every message a script may show, by key, with its default text: the registry's
+DEFAULT_MESSAGES = MESSAGES
 
 
 def _messages(overrides, enabled):
-    for key, value in overrides.items():
+    for key, value in mapping(overrides, "post_auth_messages").items():
         if key not in DEFAULT_MESSAGES:
             fail("post_auth_messages",
                  "unknown message %s (known: %s)" % (shown(key), ", ".join(sorted(DEFAULT_MESSAGES))))
@@ -33,7 +35,7 @@ def _messages(overrides, enabled):
     # the script carries only the messages it can show
     messages = dict(FRAME_MESSAGES)
     for capability in enabled:
-        messages.update(capability.MESSAGES)
+        messages.update(capability.messages)
     return {key: overrides.get(key, text) for key, text in messages.items()}
 
 
@@ -47,28 +49,28 @@ def build_settings(params):
     ``secrets`` (given inline, by name, which the script keeps in SECRETS on lines marked as
     secret) and ``users`` (the user properties the script relies on, per user, which the role pushes).
     """
-    enabled = [capability for capability in CAPABILITIES if params[capability.NAME]]
+    enabled = [capability for capability in CAPABILITIES if params[capability.name]]
     for capability in enabled:
-        for other, reason in capability.EXCLUDES.items():
+        for other, reason in capability.excludes.items():
             if other in BY_NAME and params[other]:
-                first, second = sorted((capability.NAME, other), key=list(BY_NAME).index)
+                first, second = sorted((capability.name, other), key=list(BY_NAME).index)
                 fail("post_auth_" + first, "and post_auth_%s are both on: %s" % (second, reason))
     secrets = {}
     settings = {}
     for capability in enabled:
-        settings[capability.NAME] = capability.build(params, secrets)
+        settings[capability.name] = capability.build(params, secrets)
     messages = _messages(params["messages"], enabled)
     users, needs, apps = {}, set(), []
     # network calls and PBKDF2 work run in a worker thread, not in Access Server's main thread
-    flags = {"SYNCHRONOUS": not any(capability.blocking(settings[capability.NAME]) for capability in enabled)}
+    flags = {"SYNCHRONOUS": not any(capability.blocking(settings[capability.name]) for capability in enabled)}
     for capability in enabled:
-        own = settings[capability.NAME]
+        own = settings[capability.name]
         flags.update(capability.flags(params, own, messages))
         needs.update(capability.needs(own))
         for user, props in capability.users(params, own).items():
             users.setdefault(user, {}).update(props)
         apps.extend(capability.required_apps(own))
-    settings["features"] = [capability.NAME for capability in enabled]
+    settings["features"] = [capability.name for capability in enabled]
     settings["messages"] = messages
     # the secrets count too: a rotated key is a different script
     canonical = json.dumps({"settings": settings, "flags": flags, "secrets": secrets}, sort_keys=True,
@@ -88,10 +90,10 @@ def script_parts(settings):
     """What the frame renders besides the blocks: the chain's titles, the settings kept in SETTINGS, and
     whether a secret is read from a file on the server."""
     enabled = [BY_NAME[name] for name in settings["features"]]
-    shared = {capability.NAME: settings[capability.NAME] for capability in enabled if not capability.LOCAL}
+    shared = {capability.name: settings[capability.name] for capability in enabled if not capability.local}
     # where a setting's secret is a file on the server (checks.secret: {"file": path})
     files = [value for own in shared.values() for value in own.values() if isinstance(value, dict) and "file" in value]
-    return {"titles": [capability.TITLE for capability in enabled], "shared": shared, "secret_files": bool(files)}
+    return {"titles": [capability.title for capability in enabled], "shared": shared, "secret_files": bool(files)}
 
 
 def exclusive_prefixes(params):

@@ -43,6 +43,13 @@ VARIANTS = [
     {"post_auth_challenge_verify": "totp", "post_auth_challenge_static": True,
      "post_auth_challenge_totp_secrets": {"alice": "JBSWY3DPEHPK3PXP"}},
     {"post_auth_challenge_verify": "http", "post_auth_challenge_url": "https://otp.example.com/check"},
+    {"post_auth_challenge_verify": "totp", "post_auth_challenge_static": False, "post_auth_challenge_echo": True,
+     "post_auth_challenge_totp_algorithm": "sha256", "post_auth_challenge_totp_digits": 8,
+     "post_auth_challenge_totp_property": "pvt_otp_seed", "post_auth_challenge_max_attempts": 5,
+     "post_auth_challenge_exempt_users": ["svc-backup"], "post_auth_challenge_exempt_groups": ["break-glass"]},
+    {"post_auth_challenge_verify": "http", "post_auth_challenge_url": "https://otp.example.com/check",
+     "post_auth_challenge_token_file": "/etc/openvpn-as/otp.token", "post_auth_challenge_skip_reauth": False,
+     "post_auth_challenge_ca_file": "/etc/ssl/certs/otp-ca.pem"},
 ]
 
 PASSWORD = "challenge-tests-pw"

@@ -39,6 +39,16 @@ VARIANTS = [
     {"post_auth_custom_auth_method": "hashes",
      "post_auth_custom_auth_hashes": {
          "svc": "pbkdf2_sha256$100000$c2FsdA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}},
+    {"post_auth_custom_auth_method": "http", "post_auth_custom_auth_url": "https://auth.example.com/vpn/check?realm=corp",
+     "post_auth_custom_auth_ca_file": "/etc/ssl/certs/corp-ca.pem", "post_auth_custom_auth_timeout": 10,
+     "post_auth_custom_auth_token": "t0ken-0123456789abcdef0123456789abcdef0123456789abcdef",
+     "post_auth_custom_auth_success_field": "ok", "post_auth_custom_auth_groups_field": "roles"},
+    {"post_auth_custom_auth_method": "http", "post_auth_custom_auth_url": "http://127.0.0.1:8080/check",
+     "post_auth_custom_auth_token_file": "/etc/openvpn-as/custom-auth.token"},
+    {"post_auth_custom_auth_method": "hashes",
+     "post_auth_custom_auth_hashes": {
+         "svc": "pbkdf2_sha256$100000$c2FsdA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+         "ops": "pbkdf2_sha256$600000$c2FsdHNhbHQ$BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB="}},
 ]
 
 TOKEN = random_token("custom-auth")

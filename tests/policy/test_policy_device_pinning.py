@@ -15,6 +15,13 @@ VARIANTS = [
     {"post_auth_device_pinning_mode": "auto"},
     {"post_auth_device_pinning_mode": "auto", "post_auth_device_pinning_networks": ["10.0.0.0/8"]},
     {"post_auth_device_pinning_mode": "manual", "post_auth_device_pinning_registry": {"alice": ["00:11:22:33:44:55"]}},
+    {"post_auth_device_pinning_mode": "manual", "post_auth_device_pinning_registry_exclusive": True,
+     "post_auth_device_pinning_registry": {"alice": ["00-11-22-AA-BB-CC", "001122aabbcd"], "bob": "00:11:22:33:44:66"},
+     "post_auth_device_pinning_exempt_users": ["svc-backup"], "post_auth_device_pinning_exempt_groups": ["admins"],
+     "post_auth_device_pinning_allow_missing_address": True},
+    {"post_auth_device_pinning_mode": "auto", "post_auth_device_pinning_max_devices": 3,
+     "post_auth_device_pinning_networks": ["10.0.0.0/8", "2001:db8::/32"],
+     "post_auth_device_pinning_exempt_groups": ["admins"]},
 ]
 
 OFFICE = "10.1.2.3"

@@ -35,6 +35,11 @@ VARIANTS = [
      "post_auth_duo_secret_key": "ssssssssssssssssssssssssssssssssssssssss"},
     {"post_auth_duo_api_host": "api-xxxxxxxx.duosecurity.com", "post_auth_duo_integration_key": "DIXXXXXXXXXXXXXXXXXX",
      "post_auth_duo_secret_key": "ssssssssssssssssssssssssssssssssssssssss", "post_auth_duo_factor": "ask"},
+    {"post_auth_duo_api_host": "api-xxxxxxxx.duosecurity.com", "post_auth_duo_integration_key": "DIXXXXXXXXXXXXXXXXXX",
+     "post_auth_duo_secret_key_file": "/etc/openvpn-as/duo.skey", "post_auth_duo_static_challenge": True,
+     "post_auth_duo_proxy": "http://proxy.example.com:3128", "post_auth_duo_ca_file": "/etc/ssl/certs/duo-ca.pem",
+     "post_auth_duo_fail_mode": "safe", "post_auth_duo_exempt_users": ["svc-backup"],
+     "post_auth_duo_exempt_groups": ["break-glass"]},
 ]
 
 PASSWORD = "duo-tests-pw"

@@ -21,6 +21,23 @@ VARIANTS = [
                                        {"saml_groups": ["staff"], "group": "staff"}]},
     {"post_auth_group_mapping_sources": ["radius"], "post_auth_group_mapping_radius_framed_ip": False,
      "post_auth_group_mapping_default_group": "vpn", "post_auth_group_mapping_rules": []},
+    {"post_auth_group_mapping_sources": ["ldap", "radius", "saml", "custom_auth"],
+     "post_auth_group_mapping_rules": [
+         {"name": "suspended", "ldap_groups": ["suspended"], "saml_groups": ["Suspended"],
+          "custom_auth_groups": ["suspended"], "deny": True},
+         {"name": "administrators", "ldap_groups": ["CN=VPN Admins, OU=Groups, DC=example, DC=com", "vpn-admins"],
+          "saml_groups": ["vpn-admins"], "custom_auth_groups": ["admins"], "group": "admins",
+          "properties": {"prop_autologin": True, "prop_reroute_gw_override": "dns_only", "prop_expire": 28800}},
+         {"name": "radius admins", "radius_attribute": "Filter-Id", "radius_values": ["VPN-ADMINS", "vpn-root"],
+          "group": "admins"},
+         {"name": "radius users", "radius_attribute": "Class", "radius_values": ["users"],
+          "radius_pattern": "VPN-USER[S]?", "group": "users", "properties": {"prop_deny_web": True}}],
+     "post_auth_group_mapping_case_sensitive": True, "post_auth_group_mapping_persist": True,
+     "post_auth_group_mapping_radius_callback_flags": True, "post_auth_group_mapping_default_group": "everyone",
+     "post_auth_group_mapping_on_error": "default_group"},
+    {"post_auth_group_mapping_sources": ["radius", "custom_auth"], "post_auth_group_mapping_radius_framed_ip": False,
+     "post_auth_group_mapping_radius_callback_flags": True, "post_auth_group_mapping_deny_unmatched": True,
+     "post_auth_group_mapping_rules": [{"custom_auth_groups": ["Engineering"], "group": "engineering"}]},
 ]
 
 APIS = ["ldap3", "python-ldap"]

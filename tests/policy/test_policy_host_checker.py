@@ -16,6 +16,15 @@ from policy import MESSAGES, Log, scenarios, vpn
 VARIANTS = [
     {"host_checker_apps": [{"name": "FIREFOX", "regex": "^mozilla firefox", "min_version": "115.0"}]},
     {"host_checker_apps": [{"name": "DEFENDER", "regex": "^microsoft defender", "platform": "win", "required": True}]},
+    {"host_checker_apps": [{"name": "FIREFOX", "regex": "^mozilla firefox", "min_version": "115.0.2", "required": True},
+                           {"name": "DEFENDER", "regex": "^microsoft defender", "platform": "win", "required": True},
+                           {"name": "XPROTECT", "regex": "^xprotect", "platform": "mac", "min_version": "2180"}],
+     "post_auth_host_checker_platforms": ["win", "mac"], "post_auth_host_checker_min_client_version": "3.4.2",
+     "post_auth_host_checker_on_error": {"ERR_NO_VERSION": "allow"}, "post_auth_host_checker_missing_report": "allow",
+     "post_auth_host_checker_unreporting_platforms": "deny"},
+    {"host_checker_apps": [{"name": "DEFENDER", "regex": "^microsoft defender", "required": True}],
+     "post_auth_host_checker_on_error": {"ERR_NO_VERSION": "allow", "ERR_MANY_FOUND": "allow", "ERR_REGEX": "allow"}},
+    {"host_checker_apps": [], "post_auth_host_checker_platforms": ["win"]},
 ]
 
 APPS = [

@@ -7,20 +7,25 @@
 A capability ``NAME`` is switched on by the role variable ``post_auth_NAME``; its settings are
 the role's variables ``post_auth_NAME_*`` (declared in the role's ``meta/argument_specs.yml``,
 which checks their types and choices), and its code is the block
-``templates/post_auth/blocks/NAME.py.j2``. Its module holds what only it knows:
+``templates/post_auth/blocks/NAME.py.j2``. Its module ``NAME.py`` declares what only it knows as
+``CAPABILITY = Capability(__name__, ...)`` (``_base.Capability``), with these fields:
 
-``ORDER``
+``order``
     Its place in the chain (capabilities run in increasing order; the first refusal ends the login).
-``TITLE``
+``title``
     How the script's header names it.
-``MESSAGES``
+``messages``
     The messages it shows to users, by key, with their default text (``post_auth_messages`` overrides them).
+    These are the only list of its message keys: the role's argument specs name them in the description
+    of ``post_auth_messages``, which a unit test compares with this registry.
 ``build(params, secrets)``
     Its settings from the role's variables (without the ``post_auth_`` prefix), with the checks the
-    argument specs cannot express. Inline secrets go to ``secrets``, by name.
-``LOCAL`` (default False)
+    argument specs cannot express. Inline secrets go to ``secrets``, by name. A value of the wrong
+    shape is refused with ``checks.fail`` (a ``SettingsError`` naming the variable), never left to
+    raise another error: any other exception is a bug of the capability.
+``local`` (default False)
     Its block renders its settings as constants of its own; otherwise they are ``SETTINGS[NAME]``.
-``EXCLUDES`` (default none)
+``excludes`` (default none)
     The capabilities that cannot be on with it, each with the reason.
 ``needs(settings)`` (default none)
     The parts of the frame its block uses: ``http`` (the HTTPS helpers and ``SECRETS``),
@@ -38,6 +43,9 @@ which checks their types and choices), and its code is the block
     The user properties it owns whole, and those whose values are secrets; asked of every
     capability, on or off, so that the role cleans up and masks them either way.
 
+Its ``name`` is its module's. The script's own messages (shown whatever capabilities are on) are
+``FRAME_MESSAGES`` below; ``MESSAGES`` is every message a script may show, with its default text.
+
 What the script imports is found in the rendered code (``compose.with_imports``): a block
 uses a standard module of ``compose.IMPORTS`` and the script imports it (a module not yet in that
 list is added there).
@@ -45,33 +53,44 @@ list is added there).
 
 from __future__ import annotations
 
-import copy
 import importlib
 import os
 
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.capabilities._base import Capability
 
-def _defaults(module):
-    for name, value in (("LOCAL", False), ("EXCLUDES", {})):
-        if not hasattr(module, name):
-            setattr(module, name, value)
-    for name, value in (("needs", set()), ("blocking", False), ("flags", {}), ("users", {}), ("required_apps", []),
-                        ("exclusive_prefixes", []), ("secret_properties", [])):
-        if not hasattr(module, name):
-            setattr(module, name, lambda *args, answer=value: copy.copy(answer))
-    return module
+FOLDER = os.path.dirname(os.path.abspath(__file__))
+# the messages of the script itself, shown whatever capabilities are on
+FRAME_MESSAGES = {"internal_error": "Authentication failed. Please contact your administrator."}
 
 
 def _load():
-    folder = os.path.dirname(os.path.abspath(__file__))
-    names = sorted(name[:-3] for name in os.listdir(folder) if name.endswith(".py") and not name.startswith("_"))
-    modules = [_defaults(importlib.import_module(__name__ + "." + name)) for name in names]
-    for module in modules:
-        module.NAME = module.__name__.rsplit(".", 1)[1]
-    return tuple(sorted(modules, key=lambda module: module.ORDER))
+    """Every capability of the folder (each module whose name does not start with ``_``), in the order of the chain."""
+    names = sorted(name[:-3] for name in os.listdir(FOLDER) if name.endswith(".py") and not name.startswith("_"))
+    found = []
+    for name in names:
+        module = importlib.import_module(__name__ + "." + name)
+        capability = getattr(module, "CAPABILITY", None)
+        if not isinstance(capability, Capability) or capability.module != module.__name__:
+            raise ImportError("%s must declare CAPABILITY = Capability(__name__, ...)" % module.__name__)
+        found.append(capability)
+    return tuple(sorted(found, key=lambda capability: capability.order))
+
+
+def _messages(capabilities):
+    messages = dict(FRAME_MESSAGES)
+    for capability in capabilities:
+        for key in capability.messages:
+            if key in messages:
+                raise ImportError("%s: the message %s is already another capability's" % (capability.module, key))
+        messages.update(capability.messages)
+    return messages
 
 
 # every capability, in the order of the chain
 CAPABILITIES = _load()
-BY_NAME = {capability.NAME: capability for capability in CAPABILITIES}
+BY_NAME = {capability.name: capability for capability in CAPABILITIES}
 CHAIN = tuple(BY_NAME)
-FILES = tuple(sorted(os.path.abspath(capability.__file__) for capability in CAPABILITIES))
+# every message a script may show, by key, with its default text
+MESSAGES = _messages(CAPABILITIES)
+# the files of the registry (the capabilities and what declares them): what the script's text depends on
+FILES = tuple(sorted(os.path.join(FOLDER, name) for name in os.listdir(FOLDER) if name.endswith(".py")))

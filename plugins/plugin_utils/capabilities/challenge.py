@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.capabilities._base import Capability
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils.checks import (
+    choice,
     compact,
     exemptions,
     fail,
+    flag,
     http_endpoint,
+    mapping,
+    number,
     one_line,
     required,
     shown,
@@ -20,9 +25,6 @@ from ansible_collections.ovpnas.fleet.plugins.plugin_utils.checks import (
     within,
 )
 
-ORDER = 60
-TITLE = "challenge/response"
-EXCLUDES = {"duo": "the script asks for one second factor"}
 MESSAGES = {
     "challenge_wrong": "Wrong code.",
     "challenge_retry": "Wrong code, try again.",
@@ -33,22 +35,22 @@ MESSAGES = {
 
 def build(params, secrets):
     name = "post_auth_challenge"
-    verify = params["challenge_verify"]
+    verify = choice(params["challenge_verify"], name + "_verify", ("totp", "http"))
     settings = {
         "text": one_line(required(params["challenge_text"], name + "_text"), name + "_text"),
-        "echo": params["challenge_echo"],
+        "echo": flag(params["challenge_echo"], name + "_echo"),
         "verify": verify,
-        "skip_reauth": params["challenge_skip_reauth"],
+        "skip_reauth": flag(params["challenge_skip_reauth"], name + "_skip_reauth"),
         "max_attempts": within(params["challenge_max_attempts"], name + "_max_attempts", 1, 10),
     }
     settings.update(exemptions(params, "challenge"))
     if verify == "http":
         settings.update(http_endpoint(params, "challenge", secrets))
         return compact(settings)
-    if params["challenge_totp_digits"] not in (6, 7, 8):
+    if number(params["challenge_totp_digits"], name + "_totp_digits") not in (6, 7, 8):
         fail(name + "_totp_digits", "must be 6, 7 or 8")
     settings["totp"] = {
-        "algorithm": params["challenge_totp_algorithm"],
+        "algorithm": choice(params["challenge_totp_algorithm"], name + "_totp_algorithm", ("sha1", "sha256", "sha512")),
         "digits": params["challenge_totp_digits"],
         "period": within(params["challenge_totp_period"], name + "_totp_period", 15, 120),
         "window": within(params["challenge_totp_window"], name + "_totp_window", 0, 10),
@@ -84,7 +86,7 @@ def seeds(params):
     name = "post_auth_challenge_totp_secrets"
     prop = totp_property(params)
     users = {}
-    for user, seed in params["challenge_totp_secrets"].items():
+    for user, seed in mapping(params["challenge_totp_secrets"], name).items():
         user_name(user, "%s key %s" % (name, shown(user)))
         text = re.sub(r"[\s=]", "", seed).upper() if isinstance(seed, str) else ""
         if len(text) < 16 or not re.match(r"^[A-Z2-7]+$", text):
@@ -103,3 +105,18 @@ def users(params, settings):
 def secret_properties(params):
     # masked in every result, whether the capability is on or not
     return [params["challenge_totp_property"]]
+
+
+CAPABILITY = Capability(
+    __name__,
+    order=60,
+    title="challenge/response",
+    messages=MESSAGES,
+    build=build,
+    excludes={"duo": "the script asks for one second factor"},
+    needs=needs,
+    blocking=blocking,
+    flags=flags,
+    users=users,
+    secret_properties=secret_properties,
+)

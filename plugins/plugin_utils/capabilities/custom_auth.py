@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.ovpnas.fleet.plugins.plugin_utils.checks import fail, http_endpoint, required, shown, user_name
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.capabilities._base import Capability
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.checks import (
+    choice,
+    fail,
+    http_endpoint,
+    mapping,
+    required,
+    shown,
+    user_name,
+)
 
-ORDER = 10
-TITLE = "custom authentication"
 MESSAGES = {
     "custom_auth_failed": "Wrong user name or password.",
     "custom_auth_unavailable": "Authentication is unavailable right now. Please try again later.",
@@ -21,14 +28,14 @@ PBKDF2_HASH = re.compile(r"^pbkdf2_sha256\$(\d+)\$([^$]+)\$([A-Za-z0-9+/]+={0,2}
 
 def build(params, secrets):
     name = "post_auth_custom_auth"
-    method = params["custom_auth_method"]
+    method = choice(params["custom_auth_method"], name + "_method", ("http", "hashes"))
     if method == "http":
         settings = {"method": method}
         settings.update(http_endpoint(params, "custom_auth", secrets))
         settings["success_field"] = required(params["custom_auth_success_field"], name + "_success_field")
         settings["groups_field"] = required(params["custom_auth_groups_field"], name + "_groups_field")
         return settings
-    hashes = params["custom_auth_hashes"]
+    hashes = mapping(params["custom_auth_hashes"], name + "_hashes")
     if not hashes:
         fail(name + "_hashes", "must map user names to PBKDF2-SHA256 hashes")
     table = {}
@@ -57,3 +64,15 @@ def blocking(settings):
 def flags(params, settings, messages):
     # Access Server's own method lets everyone through; the script gets the password to check
     return {"AUTH_NULL": True, "RETAIN_PASSWORD": True}
+
+
+CAPABILITY = Capability(
+    __name__,
+    order=10,
+    title="custom authentication",
+    messages=MESSAGES,
+    build=build,
+    needs=needs,
+    blocking=blocking,
+    flags=flags,
+)

@@ -9,33 +9,54 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.capabilities._base import Capability
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils.checks import (
+    choice,
     exemptions,
     fail,
+    flag,
+    mapping,
     shown,
     user_name,
     within,
     words,
 )
 
-ORDER = 30
-TITLE = "device pinning"
-LOCAL = True
 MESSAGES = {
     "device_missing_address": "This VPN client does not report a hardware address, which is required.",
     "device_invalid_address": "This VPN client reports a hardware address that is not valid.",
     "device_not_registered": "This device is not registered for your account.",
 }
-HW_ADDRESS = re.compile(r"^[0-9A-Fa-f]{2}([:-]?)(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}$")
+# six pairs of hex digits, all separated by colons, all by dashes, or not at all
+HW_ADDRESS = re.compile(r"[0-9A-Fa-f]{2}([:-]?)(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}\Z")
 # the user properties that hold a user's devices
 SLOTS = ["pvt_hw_addr"] + ["pvt_hw_addr%d" % n for n in range(2, 11)]
 
 
+def hw_address(value):
+    """'00-1A-2b-3c-4D-5e' -> '00:1a:2b:3c:4d:5e'; None for anything that is not an address (nor text).
+
+    The script normalizes what clients report with its own copy (``blocks/device_pinning.py.j2``), so
+    that an address registered here is the one it compares; a unit test holds the two to the same results.
+    """
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    match = HW_ADDRESS.match(text)
+    if match is None:
+        return None
+    separator = match.group(1)
+    if separator:
+        text = text.replace(separator, "")
+    text = text.lower()
+    return ":".join(text[i:i + 2] for i in range(0, 12, 2))
+
+
 def normalize_hw_address(value, name):
-    if not isinstance(value, str) or not HW_ADDRESS.match(value.strip()):
+    address = hw_address(value)
+    if address is None:
         fail(name, "%s is not a hardware address like 00:11:22:aa:bb:cc" % shown(value))
-    digits = re.sub(r"[^0-9A-Fa-f]", "", value).lower()
-    return ":".join(digits[i:i + 2] for i in range(0, 12, 2))
+    return address
 
 
 def build(params, secrets):
@@ -47,10 +68,11 @@ def build(params, secrets):
         except ValueError:
             fail("%s_networks[%d]" % (prefix, index), "%s is not a network like 10.0.0.0/8" % shown(net))
     settings = {
-        "mode": params["device_pinning_mode"],
+        "mode": choice(params["device_pinning_mode"], prefix + "_mode", ("auto", "manual")),
         "max_devices": within(params["device_pinning_max_devices"], prefix + "_max_devices", 1, 10),
         "networks": networks,
-        "allow_missing_address": params["device_pinning_allow_missing_address"],
+        "allow_missing_address": flag(params["device_pinning_allow_missing_address"],
+                                      prefix + "_allow_missing_address"),
     }
     settings.update(exemptions(params, "device_pinning"))
     return settings
@@ -60,7 +82,7 @@ def registry(params):
     """The manual registry as user properties: {user: {pvt_hw_addr: ..., pvt_hw_addr2: ...}}."""
     name = "post_auth_device_pinning_registry"
     users = {}
-    for user, addresses in params["device_pinning_registry"].items():
+    for user, addresses in mapping(params["device_pinning_registry"], name).items():
         user_name(user, "%s key %s" % (name, shown(user)))
         if isinstance(addresses, str):
             addresses = [addresses]
@@ -80,3 +102,15 @@ def users(params, settings):
 def exclusive_prefixes(params):
     # with an exclusive registry, devices of users it does not list are removed
     return ["pvt_hw_addr"] if params["device_pinning_registry_exclusive"] else []
+
+
+CAPABILITY = Capability(
+    __name__,
+    order=30,
+    title="device pinning",
+    messages=MESSAGES,
+    build=build,
+    local=True,
+    users=users,
+    exclusive_prefixes=exclusive_prefixes,
+)

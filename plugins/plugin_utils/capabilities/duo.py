@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.capabilities._base import Capability
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils.checks import (
+    choice,
     compact,
     exemptions,
     fail,
     required,
     secret,
     shown,
+    text,
     within,
 )
 
-ORDER = 50
-TITLE = "Duo"
-EXCLUDES = {"challenge": "the script asks for one second factor"}
 MESSAGES = {
     "duo_prompt": "Duo two-factor: enter a passcode, or push, phone or sms",
     "duo_sms_sent": "Duo sent you new passcodes by SMS: enter one",
@@ -37,7 +37,7 @@ def build(params, secrets):
     host = required(params["duo_api_host"], name + "_api_host")
     if not re.match(r"^[A-Za-z0-9.-]+(:\d+)?$", host):
         fail(name + "_api_host", "%s is not a host name like api-xxxxxxxx.duosecurity.com" % shown(host))
-    proxy = params["duo_proxy"].strip()
+    proxy = text(params["duo_proxy"], name + "_proxy").strip()
     if proxy and "@" in proxy:
         # never echo the value: it holds credentials
         fail(name + "_proxy", "must not hold credentials: they would be readable in the script")
@@ -47,12 +47,12 @@ def build(params, secrets):
         "api_host": host,
         "ikey": required(params["duo_integration_key"], name + "_integration_key"),
         "skey": skey,
-        "ca_file": params["duo_ca_file"].strip(),
+        "ca_file": text(params["duo_ca_file"], name + "_ca_file").strip(),
         "timeout": within(params["duo_timeout"], name + "_timeout", 1, 120),
         "auth_timeout": within(params["duo_auth_timeout"], name + "_auth_timeout", 5, 300),
         "proxy": proxy,
-        "fail_mode": params["duo_fail_mode"],
-        "factor": params["duo_factor"],
+        "fail_mode": choice(params["duo_fail_mode"], name + "_fail_mode", ("secure", "safe")),
+        "factor": choice(params["duo_factor"], name + "_factor", ("push", "ask")),
     }
     settings.update(exemptions(params, "duo"))
     return compact(settings)
@@ -71,3 +71,16 @@ def flags(params, settings, messages):
         # the profile asks for the passcode (or push, phone, sms) with the password
         return {"STATIC_CHALLENGE": messages["duo_prompt"], "STATIC_CHALLENGE_ECHO": True}
     return {}
+
+
+CAPABILITY = Capability(
+    __name__,
+    order=50,
+    title="Duo",
+    messages=MESSAGES,
+    build=build,
+    excludes={"challenge": "the script asks for one second factor"},
+    needs=needs,
+    blocking=blocking,
+    flags=flags,
+)

@@ -6,24 +6,27 @@
 
 from __future__ import annotations
 
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.capabilities._base import Capability
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils.checks import (
+    choice,
     fail,
     flag,
+    mapping,
     regex,
     required,
+    sequence,
     shown,
     str_list,
+    text,
     user_name,
 )
 
-ORDER = 20
-TITLE = "group mapping"
-LOCAL = True
 MESSAGES = {
     "directory_error": "Your group membership could not be checked. Please try again later.",
     "group_unmatched": "Your account is not allowed to use the VPN.",
     "group_denied": "Your account is not allowed to use the VPN.",
 }
+SOURCES = ("ldap", "radius", "saml", "custom_auth")
 PROPERTY_TYPES = {
     "prop_superuser": bool,
     "prop_autologin": bool,
@@ -36,7 +39,11 @@ PROPERTY_TYPES = {
 
 
 def normalize_dn(value):
-    """Compare DNs without regard to case or spaces around commas and equal signs."""
+    """Compare DNs without regard to case or spaces around commas and equal signs.
+
+    The script normalizes the DNs the directory returns with its own copy (``blocks/group_mapping.py.j2``),
+    so that they compare with the rules' DNs normalized here; a unit test holds the two to the same results.
+    """
     parts = []
     for rdn in value.split(","):
         if "=" in rdn:
@@ -76,6 +83,7 @@ def _rule(rule, index, case_sensitive):
     # the argument specs check the rule's keys and the choice of radius_attribute; a list given
     # as text they would split at its commas, so the lists are checked here
     name = "post_auth_group_mapping_rules[%d]" % index
+    mapping(rule, name)
     ldap_groups = [normalize_dn(g) if "=" in g else g.lower()
                    for g in str_list(rule.get("ldap_groups"), name + ".ldap_groups")]
     saml_groups = str_list(rule.get("saml_groups"), name + ".saml_groups", lower=not case_sensitive)
@@ -116,22 +124,24 @@ def _rule(rule, index, case_sensitive):
 
 def build(params, secrets):
     prefix = "post_auth_group_mapping"
-    sources = params["group_mapping_sources"]
+    sources = [choice(source, "%s_sources[%d]" % (prefix, index), SOURCES)
+               for index, source in enumerate(sequence(params["group_mapping_sources"], prefix + "_sources"))]
     if not sources:
         fail(prefix + "_sources", "needs at least one of ldap, radius, saml, custom_auth")
-    case_sensitive = params["group_mapping_case_sensitive"]
-    rules = [_rule(rule, index, case_sensitive) for index, rule in enumerate(params["group_mapping_rules"])]
-    ldap_mode = params["group_mapping_ldap_mode"]
-    group_base = params["group_mapping_ldap_group_base"].strip()
+    case_sensitive = flag(params["group_mapping_case_sensitive"], prefix + "_case_sensitive")
+    rules = [_rule(rule, index, case_sensitive)
+             for index, rule in enumerate(sequence(params["group_mapping_rules"], prefix + "_rules"))]
+    ldap_mode = choice(params["group_mapping_ldap_mode"], prefix + "_ldap_mode", ("member_of", "search"))
+    group_base = text(params["group_mapping_ldap_group_base"], prefix + "_ldap_group_base").strip()
     if "ldap" in sources and ldap_mode == "search" and not group_base:
         fail(prefix + "_ldap_group_base", "is needed with post_auth_group_mapping_ldap_mode=search")
-    group_filter = params["group_mapping_ldap_group_filter"].strip()
+    group_filter = text(params["group_mapping_ldap_group_filter"], prefix + "_ldap_group_filter").strip()
     if not (group_filter.startswith("(") and group_filter.endswith(")")):
         fail(prefix + "_ldap_group_filter", "must be an LDAP filter in parentheses")
     default_group = params["group_mapping_default_group"] or None
     if default_group is not None:
         user_name(default_group, prefix + "_default_group")
-    on_error = params["group_mapping_on_error"]
+    on_error = choice(params["group_mapping_on_error"], prefix + "_on_error", ("deny", "default_group"))
     if on_error == "default_group" and not default_group:
         fail(prefix + "_on_error", "default_group needs post_auth_group_mapping_default_group")
     return {
@@ -146,11 +156,11 @@ def build(params, secrets):
         "saml_claim": required(params["group_mapping_saml_claim"], prefix + "_saml_claim"),
         "rules": rules,
         "default_group": default_group,
-        "deny_unmatched": params["group_mapping_deny_unmatched"],
-        "persist": params["group_mapping_persist"],
+        "deny_unmatched": flag(params["group_mapping_deny_unmatched"], prefix + "_deny_unmatched"),
+        "persist": flag(params["group_mapping_persist"], prefix + "_persist"),
         "on_error": on_error,
-        "radius_framed_ip": params["group_mapping_radius_framed_ip"],
-        "radius_callback_flags": params["group_mapping_radius_callback_flags"],
+        "radius_framed_ip": flag(params["group_mapping_radius_framed_ip"], prefix + "_radius_framed_ip"),
+        "radius_callback_flags": flag(params["group_mapping_radius_callback_flags"], prefix + "_radius_callback_flags"),
         "case_sensitive": case_sensitive,
     }
 
@@ -164,3 +174,15 @@ def flags(params, settings, messages):
     if settings["default_group"] or any(rule["group"] for rule in settings["rules"]):
         return {"GROUP_SELECT": True}
     return {}
+
+
+CAPABILITY = Capability(
+    __name__,
+    order=20,
+    title="group mapping",
+    messages=MESSAGES,
+    build=build,
+    local=True,
+    blocking=blocking,
+    flags=flags,
+)

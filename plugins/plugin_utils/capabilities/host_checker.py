@@ -8,11 +8,20 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.ovpnas.fleet.plugins.plugin_utils.checks import fail, flag, listed, version, words
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.capabilities._base import Capability
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.checks import (
+    choice,
+    fail,
+    flag,
+    listed,
+    mapping,
+    regex,
+    sequence,
+    text,
+    version,
+    words,
+)
 
-ORDER = 40
-TITLE = "host-checker policy"
-LOCAL = True
 MESSAGES = {
     "platform_not_allowed": "VPN connections from this platform are not allowed.",
     "client_too_old": "Please update your VPN client to version {min_version} or later.",
@@ -31,7 +40,7 @@ def apps(values, name="post_auth_host_checker_apps"):
     """The application list shared with the host_checker role (which writes the query file from it)."""
     result = []
     seen = set()
-    for index, app in enumerate(values or []):
+    for index, app in enumerate(sequence(values, name) if values is not None else []):
         item = "%s[%d]" % (name, index)
         if not isinstance(app, dict):
             fail(item, "must be a mapping with name, regex, platform, min_version, required")
@@ -47,17 +56,14 @@ def apps(values, name="post_auth_host_checker_apps"):
         if (app_name.upper(), platform) in seen:
             fail(item, "lists %s for platform %s twice" % (app_name, platform))
         seen.add((app_name.upper(), platform))
-        regex = app.get("regex")
-        if not isinstance(regex, str) or not regex or "\n" in regex or "\r" in regex:
+        expression = app.get("regex")
+        if not isinstance(expression, str) or not expression or "\n" in expression or "\r" in expression:
             fail(item + ".regex", "must be a one-line regular expression")
-        try:
-            re.compile(regex)
-        except re.error as exc:
-            fail(item + ".regex", "is not a regular expression: %s" % exc)
+        regex(expression, item + ".regex")
         min_version = app.get("min_version")
         result.append({
             "name": app_name,
-            "regex": regex,
+            "regex": expression,
             "platform": platform,
             "min_version": version(min_version, item + ".min_version") if min_version not in (None, "") else None,
             "required": flag(app.get("required", False), item + ".required"),
@@ -67,7 +73,7 @@ def apps(values, name="post_auth_host_checker_apps"):
 
 def build(params, secrets):
     prefix = "post_auth_host_checker"
-    on_error = params["host_checker_on_error"]
+    on_error = mapping(params["host_checker_on_error"], prefix + "_on_error")
     unknown = set(on_error) - set(APP_ERRORS)
     if unknown:
         fail(prefix + "_on_error", "unknown codes %s (ERR_NOT_FOUND always refuses a required application)"
@@ -77,17 +83,29 @@ def build(params, secrets):
         errors[code] = on_error.get(code, "deny")
         if errors[code] not in ("deny", "allow"):
             fail("%s_on_error.%s" % (prefix, code), "must be deny or allow")
-    minimum = params["host_checker_min_client_version"]
+    minimum = text(params["host_checker_min_client_version"], prefix + "_min_client_version")
     return {
         "apps": apps(params.get("host_checker_apps")),
         "errors": errors,
-        "missing_report": params["host_checker_missing_report"],
+        "missing_report": choice(params["host_checker_missing_report"], prefix + "_missing_report", ("deny", "allow")),
         "platforms": words(params["host_checker_platforms"], prefix + "_platforms", lower=True),
         "min_client_version": version(minimum, prefix + "_min_client_version") if minimum else None,
-        "unreporting_platforms": params["host_checker_unreporting_platforms"],
+        "unreporting_platforms": choice(params["host_checker_unreporting_platforms"], prefix + "_unreporting_platforms",
+                                        ("allow", "deny")),
     }
 
 
 def required_apps(settings):
     # clients report only what the query file asks for
     return [{"name": app["name"], "platform": app["platform"]} for app in settings["apps"]]
+
+
+CAPABILITY = Capability(
+    __name__,
+    order=40,
+    title="host-checker policy",
+    messages=MESSAGES,
+    build=build,
+    local=True,
+    required_apps=required_apps,
+)

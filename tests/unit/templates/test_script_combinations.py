@@ -1,9 +1,11 @@
 """Every combination of the post-auth script's capabilities, rendered in-process and reviewed.
 
-Each capability is off or on, in one of its variants (each variant is taken); every script is rendered with
-the role's own path (role_variables, PostAuth, the template lookup: Jinja, no playbook), then
-compiled by every Python 3 of the machine, as Access Server compiles it (from its text, as
-``<string>``), and checked by pyflakes (ruff's F rules): a script holds no name it does not use.
+Each capability is off or on, in one of its variants (each variant is taken, and rendered); every script
+is rendered with the role's own path (role_variables, PostAuth, the template lookup: Jinja, no playbook),
+then compiled by every Python 3 of the machine, as Access Server compiles it (from its text, as
+``<string>``), and checked by ruff's pycodestyle and pyflakes rules (E, W and F, lines of 120 at most):
+a script reads like the rest of the collection's Python and holds no name it does not use. The
+normalizers a script shares with the controller (hardware addresses, LDAP DNs) give the same results.
 """
 
 import ast
@@ -61,10 +63,14 @@ def combinations():
         yield "+".join(labels), inventory
 
 
+def every_variant():
+    return {"%s%s" % (name, n + 1 if len(variants) > 1 else "")
+            for name, variants in capabilities().items() for n in range(len(variants))}
+
+
 def test_every_variant_is_taken():
     taken = {label for name, _inventory in combinations() for label in name.split("+")}
-    assert taken == {"%s%s" % (name, n + 1 if len(variants) > 1 else "")
-                     for name, variants in capabilities().items() for n in range(len(variants))}
+    assert taken == every_variant()
 
 
 def render_all(folder):
@@ -131,6 +137,9 @@ def test_every_combination_renders_or_is_refused_by_name(scripts):
     assert len(rendered) == 2 ** count - 1 - both and len(refused) == both, sorted(refused)
     for name, (_path, features) in rendered.items():
         assert sorted(features) == sorted(part.rstrip("0123456789") for part in name.split("+")), name
+    # each variant renders in a script at least once, not only in combinations that are refused (a capability
+    # with an even number of variants may be taken by Duo and the challenge together only)
+    assert {label for name in rendered for label in name.split("+")} == every_variant()
 
 
 def test_every_script_compiles_on_every_python(scripts):
@@ -146,15 +155,104 @@ def test_every_script_compiles_on_every_python(scripts):
         assert proc.returncode == 0, "Python %s: %s" % (version, proc.stderr[-2000:])
 
 
-def test_no_script_holds_a_name_it_does_not_use(scripts):
+# ruff's pycodestyle (E, W) and pyflakes (F) rules; those of pycodestyle about indentation, whitespace and
+# blank lines are ruff's preview rules, so both sets are checked
+RUFF = ["check", "--isolated", "--no-cache", "--select", "E,W,F", "--line-length", "120", "--output-format", "json"]
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["rules", "preview-rules"])
+def test_every_script_is_clean_python(scripts, preview):
     rendered = scripts[0]
     ruff = shutil.which("ruff") or os.path.join(os.path.dirname(sys.executable), "ruff")
     folder = os.path.dirname(next(iter(rendered.values()))[0])
-    proc = subprocess.run([ruff, "check", "--isolated", "--no-cache", "--select", "F", "--output-format", "json",
-                           folder], capture_output=True, text=True, check=False)
+    proc = subprocess.run([ruff, *RUFF, *(["--preview"] if preview else []), folder], capture_output=True,
+                          text=True, check=False)
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
     problems = json.loads(proc.stdout or "[]")
     assert problems == [], ["%s:%s %s %s" % (os.path.basename(p["filename"]), p["location"]["row"], p["code"],
                                              p["message"]) for p in problems][:20]
+
+
+# (input, what both normalizers make of it): separators, case, surrounding space and line ends, odd input
+HW_ADDRESSES = [
+    ("00:11:22:33:44:55", "00:11:22:33:44:55"),
+    ("00-11-22-33-44-55", "00:11:22:33:44:55"),
+    ("001122334455", "00:11:22:33:44:55"),
+    ("00-1A-2b-3c-4D-5e", "00:1a:2b:3c:4d:5e"),
+    ("AA:BB:CC:DD:EE:FF", "aa:bb:cc:dd:ee:ff"),
+    ("AABBCCDDEEFF", "aa:bb:cc:dd:ee:ff"),
+    ("00:11:22:33:44:55\n", "00:11:22:33:44:55"),
+    ("00:11:22:33:44:55\r\n", "00:11:22:33:44:55"),
+    (" \t00-11-22-33-44-55 \n", "00:11:22:33:44:55"),
+    ("\u200300:11:22:33:44:55\u3000", "00:11:22:33:44:55"),
+    ("00:11:22:33:44:55\nx", None),
+    ("00:11:22:33:44:55\n\u200b", None),
+    ("00:11:22\n:33:44:55", None),
+    ("00:11:22:33:44:55\x00", None),
+    ("00:11-22:33:44:55", None),
+    ("00:1122:33:44:55", None),
+    ("0011.2233.4455", None),
+    ("00.11.22.33.44.55", None),
+    ("00 11 22 33 44 55", None),
+    ("00:11:22:33:44", None),
+    ("00:11:22:33:44:55:66", None),
+    ("0:11:22:33:44:55", None),
+    ("001122334455a", None),
+    ("gg:11:22:33:44:55", None),
+    ("\uff10\uff10:11:22:33:44:55", None),
+    ("\u0660\u0660:11:22:33:44:55", None),
+    ("", None),
+    ("   ", None),
+    (None, None),
+]
+DNS = [
+    ("CN=VPN Admins,OU=Groups,DC=example,DC=com", "cn=vpn admins,ou=groups,dc=example,dc=com"),
+    ("cn=vpn admins, ou=groups, dc=example, dc=com", "cn=vpn admins,ou=groups,dc=example,dc=com"),
+    (" CN = VPN Admins , OU = Groups ,DC=example ", "cn=vpn admins,ou=groups,dc=example"),
+    ("CN=Admins,OU=Groups,DC=example,DC=com\n", "cn=admins,ou=groups,dc=example,dc=com"),
+    ("cn=admins,\n dc=example", "cn=admins,dc=example"),
+    ("cn=a\\,b,dc=example", "cn=a\\,b,dc=example"),
+    ("cn=a=b,dc=example", "cn=a=b,dc=example"),
+    ("CN=A,,DC=example", "cn=a,,dc=example"),
+    ("CN=\u00c4rzte,DC=example", "cn=\u00e4rzte,dc=example"),
+    ("vpn-admins", "vpn-admins"),
+    (" VPN Admins\n", "vpn admins"),
+    ("", ""),
+    (",", ","),
+    ("=", "="),
+]
+
+
+def script_namespace(path):
+    """What a rendered script defines, loaded as Access Server loads it."""
+    namespace = {"__name__": "post_auth_script"}
+    with open(path, encoding="utf-8") as handle:
+        exec(compile(handle.read(), "<string>", "exec"), namespace)
+    return namespace
+
+
+def test_the_script_normalizes_as_the_controller_does(scripts):
+    from ansible_collections.ovpnas.fleet.plugins.plugin_utils.capabilities import device_pinning, group_mapping
+
+    rendered = scripts[0]
+    paths = [path for path, features in rendered.values() if "device_pinning" in features]
+    assert paths
+    for path in paths:
+        script = script_namespace(path)
+        for value, expected in HW_ADDRESSES:
+            assert device_pinning.hw_address(value) == expected, value
+            assert script["hw_address"](value) == expected, (value, path)
+    # the controller registers addresses from inventory, which must be text: a YAML number is refused
+    for value in (112233445566, b"00:11:22:33:44:55", ["00:11:22:33:44:55"]):
+        assert device_pinning.hw_address(value) is None
+    # the DNs of LDAP groups: a script holds its copy when it maps LDAP logins
+    scripts_with_ldap = [script_namespace(path) for path, _features in rendered.values()]
+    scripts_with_ldap = [script for script in scripts_with_ldap if "normalize_dn" in script]
+    assert scripts_with_ldap
+    for value, expected in DNS:
+        assert group_mapping.normalize_dn(value) == expected, value
+        for script in scripts_with_ldap:
+            assert script["normalize_dn"](value) == expected, value
 
 
 if __name__ == "__main__":

@@ -166,7 +166,7 @@ REFUSALS = [
     pytest.param(mapping(group_mapping_ldap_member_attribute=""),
                  "post_auth_group_mapping_ldap_member_attribute: is required", id="empty-member-attribute"),
     pytest.param(mapping(group_mapping_rules=[rule(radius_attribute="Class", radius_pattern=5)]),
-                 "post_auth_group_mapping_rules[0].radius_pattern: is not a regular expression",
+                 "post_auth_group_mapping_rules[0].radius_pattern: must be a string, not a whole number",
                  id="radius-pattern-not-text"),
     pytest.param(mapping(group_mapping_rules=[ADMINS, {"name": "idle", "ldap_groups": ["cn=idle,dc=example"]}]),
                  "post_auth_group_mapping_rules[1]: does nothing: set group, properties or deny",
