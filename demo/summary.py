@@ -15,7 +15,7 @@ log = sys.argv[1]
 which = sys.argv[2] if len(sys.argv) > 2 else "all"
 with open(log) as handle:
     text = handle.read()
-TASKS = r"TASK \[(?:Say what the rollout will do|Summarize the batch)[^\n]*\n"
+TASKS = r"TASK \[(?:[\w.]+ : )?(?:Say what the rollout will do|Summarize the batch)[^\n]*\n"
 blocks = re.findall(TASKS + r"[^\n]*=> *\n((?:    [^\n]*\n)+)", text)
 batches = [yaml.safe_load(textwrap.dedent(block))["msg"] for block in blocks]
 for lines in batches if which == "all" else batches[-1:]:

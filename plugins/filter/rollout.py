@@ -2,22 +2,33 @@
 # Copyright (c) ovpnas.fleet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Filters of the rollout role: the nodes a host starts, and the summary of each batch."""
+"""Filters of the rollout role: the plan, the nodes a host starts, what the rollout did, the summary of each batch.
+
+What the rollout did on a host is one record, ``rollout_record`` (see ``rollout_record``), that the
+role notes at the end of the host's batch; the summary reads only those records, and the plan only
+the role's probe results (``rollout_probe``).
+"""
 
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import APP_VERIFY_KEY, DEFAULT_SACLI, POST_AUTH_KEY
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils.cluster import apply_order
 
-POST_AUTH_KEY = "auth.module.post_auth_script"
-APP_VERIFY_KEY = "vpn.client.app_verify"
 COLUMNS = ("host", "cluster", "change", "script", "restarted", "clients", "gate")
+PROBE = "rollout_probe"
+RECORD = "rollout_record"
 
 
 def cluster_nodes(host, hosts, hostvars):
     """The nodes ``host`` starts and gates: the other nodes of its cluster first, itself last."""
     return apply_order(host, list(hosts), hostvars)
+
+
+def node_sacli_path(node, hostvars):
+    """The sacli path of ``node`` (its ``ovpnas_sacli_path``, else sacli's default place)."""
+    return hostvars[node].get("ovpnas_sacli_path") or DEFAULT_SACLI
 
 
 def live_sha256(converged):
@@ -30,19 +41,19 @@ def live_sha256(converged):
     return live
 
 
-def rollout_queue(hosts, hostvars, register="ovpnas_probe"):
+def rollout_queue(hosts, hostvars):
     """The hosts a rollout goes to: those whose probe found a difference, with the other nodes of their clusters."""
-    queued = [host for host in hosts if (hostvars[host].get(register) or {}).get("differs")]
+    queued = [host for host in hosts if (hostvars[host].get(PROBE) or {}).get("differs")]
     followers = [host for host in hosts
-                 if (hostvars[host].get(register) or {}).get("cluster_writer") in queued]
+                 if (hostvars[host].get(PROBE) or {}).get("cluster_writer") in queued]
     return [host for host in hosts if host in queued or host in followers]
 
 
-def rollout_plan(hosts, hostvars, serial, register="ovpnas_probe"):
+def rollout_plan(hosts, hostvars, serial):
     """Lines that say which servers the rollout goes to, in which batches, and which it leaves alone."""
     hosts = list(hosts)
-    queue = rollout_queue(hosts, hostvars, register)
-    results = {host: hostvars[host].get(register) or {} for host in hosts}
+    queue = rollout_queue(hosts, hostvars)
+    results = {host: hostvars[host].get(PROBE) or {} for host in hosts}
     standby = [host for host in hosts if results[host].get("standby")]
     in_sync = [host for host in hosts if host not in queue and host not in standby]
     if not queue:
@@ -85,45 +96,84 @@ def batches(hosts, serial):
     return result
 
 
-def _node_entries(hostvars, hosts, node):
-    """What the rollout did on ``node`` (its own run or its cluster writer's): start entries, gates, failure."""
+def rollout_record(converged, nodes=(), failure=None, restored=None, restore_failure=None):
+    """What the rollout did on a host, as the rollout role notes it in ``rollout_record``.
+
+    ``converged`` is the result of the host's converge (None when it was not reached), ``nodes`` what the
+    start and the gate did on each node the host applied for, ``failure`` why the start or the gate failed,
+    ``restored`` the result of the restore that followed and ``restore_failure`` why starting or gating the
+    restored configuration failed. The record:
+
+    * ``converge``: None when not reached, else ``changed``, ``failed``, ``msg`` (of a failure), ``skipped``,
+      ``standby``, ``cluster_writer`` (for another node of a cluster) and ``script`` (the sha256 live after it);
+    * ``nodes``: per node started, ``node``, ``phase`` (``rollout`` or ``restore``), ``standby``,
+      ``restarted`` (what ``start`` restarted, in its order), ``vpn_clients`` (connected before), ``logins``
+      (canary logins run) and ``failed``;
+    * ``failure`` and ``restore_failure``: text or None;
+    * ``restored``: None when nothing was restored, else ``changed`` and ``script`` (the sha256 live after it).
+    """
+    converge = None
+    if isinstance(converged, dict) and converged:
+        script = (converged.get("post_auth") or {}).get("sha256_after")
+        converge = dict(changed=bool(converged.get("changed")), failed=bool(converged.get("failed")),
+                        msg=converged.get("msg") if converged.get("failed") else None,
+                        skipped=bool(converged.get("skipped")), standby=bool(converged.get("standby")),
+                        cluster_writer=converged.get("cluster_writer"), script=script)
     entries = []
-    for host in hosts:
-        done = hostvars[host].get("rollout_nodes_done") or []
-        entries += [entry for entry in done if entry.get("node") == node]
-    return entries
+    for entry in nodes or ():
+        will = entry.get("will_restart")
+        entries.append(dict(node=entry.get("node"), phase=entry.get("phase"), standby=bool(entry.get("standby")),
+                            restarted=list(will if will is not None else entry.get("restarted") or []),
+                            vpn_clients=entry.get("vpn_clients"), logins=entry.get("logins", 0),
+                            failed=bool(entry.get("failed"))))
+    if isinstance(restored, dict) and not restored.get("skipped"):
+        restored = dict(changed=bool(restored.get("changed")),
+                        script=(restored.get("post_auth") or {}).get("sha256_after"))
+    else:
+        restored = None
+    return dict(converge=converge, nodes=entries, failure=failure or None, restored=restored,
+                restore_failure=restore_failure or None)
 
 
-def _row(host, hostvars, hosts, register):
-    data = hostvars[host]
-    converged = data.get(register)
-    cluster = data.get("ovpnas_cluster") or "-"
+def _record(hostvars, host):
+    record = hostvars[host].get(RECORD)
+    return record if isinstance(record, dict) else {}
+
+
+def _node_entries(hostvars, hosts, node):
+    """What the rollout did on ``node`` (in its own record or its cluster writer's)."""
+    return [entry for host in hosts for entry in _record(hostvars, host).get("nodes") or []
+            if entry.get("node") == node]
+
+
+def _row(host, hostvars, hosts):
+    record = _record(hostvars, host)
+    converged = record.get("converge")
+    cluster = hostvars[host].get("ovpnas_cluster") or "-"
     row = dict(host=host, cluster=cluster, change="not reached", script="", restarted="", clients="", gate="")
-    if not isinstance(converged, dict):
+    if not converged:
         return row, "not reached"
     started = [entry for entry in _node_entries(hostvars, hosts, host) if entry.get("phase") == "rollout"]
     if started:
         entry = started[-1]
-        will = entry.get("will_restart")
-        row["restarted"] = ", ".join(will if will is not None else entry.get("restarted") or []) or "nothing"
+        row["restarted"] = ", ".join(entry.get("restarted") or []) or "nothing"
         row["clients"] = "" if entry.get("vpn_clients") is None else str(entry["vpn_clients"])
         if entry.get("standby"):
             row.update(restarted="", gate="standby: no services run here")
         else:
             row["gate"] = "FAILED" if entry.get("failed") else "passed"
-    failure = data.get("rollout_failure")
+    failure = record.get("failure")
     if converged.get("failed"):
         row.update(change="failed", gate="not run", failure=converged.get("msg"))
         return row, "failed"
     if failure:
-        restored = data.get("rollout_restored") or {}
-        script = (restored.get("post_auth") or {}).get("sha256_after")
-        restore_failure = data.get("rollout_restore_failure")
+        restored = record.get("restored") or {}
+        restore_failure = record.get("restore_failure")
         row.update(change="restored" if restored.get("changed") and not restore_failure else "FAILED",
                    gate="FAILED", failure=failure + ("; restoring failed too: %s" % restore_failure
                                                      if restore_failure else ""))
-        if script:
-            row["script"] = script[:12]
+        if restored.get("script"):
+            row["script"] = restored["script"][:12]
         return row, "failed"
     if converged.get("skipped"):
         if converged.get("standby"):
@@ -135,8 +185,7 @@ def _row(host, hostvars, hosts, register):
             return row, "cluster node"
         row.update(change="via %s" % writer, gate="-")
         return row, "cluster node"
-    script = (converged.get("post_auth") or {}).get("sha256_after")
-    row["script"] = (script or "")[:12]
+    row["script"] = (converged.get("script") or "")[:12]
     if converged.get("changed"):
         row["change"] = "changed"
         if not started:
@@ -159,20 +208,7 @@ def _table(rows):
     return lines
 
 
-def rollout_stops(current, hosts, hostvars, serial, max_fail_percentage=0, register="ovpnas_deploy"):
-    """Whether more servers of the batch of ``current`` failed than ``max_fail_percentage`` allows.
-
-    Ansible stops a serial play by itself only for a task that fails; a failure in a handler (the
-    start or the gate) needs this check at the end of the batch.
-    """
-    plan = batches(list(hosts), serial)
-    batch = next((batch for batch in plan if current in batch), [])
-    failed = [host for host in batch if (hostvars[host].get(register) or {}).get("failed")
-              or hostvars[host].get("rollout_failure")]
-    return bool(batch) and 100.0 * len(failed) / len(batch) > float(max_fail_percentage)
-
-
-def rollout_summary(current, hosts, hostvars, serial, register="ovpnas_deploy", probe="ovpnas_probe"):
+def rollout_summary(current, hosts, hostvars, serial):
     """Lines that summarize the batch of ``current`` and the rollout so far."""
     hosts = list(hosts)
     plan = batches(hosts, serial)
@@ -181,7 +217,7 @@ def rollout_summary(current, hosts, hostvars, serial, register="ovpnas_deploy", 
     rows, counts = [], {}
     for index, batch in enumerate(plan):
         for host in batch:
-            row, kind = _row(host, hostvars, hosts, register)
+            row, kind = _row(host, hostvars, hosts)
             if index <= number:
                 counts[kind] = counts.get(kind, 0) + 1
             if index == number:
@@ -199,7 +235,7 @@ def rollout_summary(current, hosts, hostvars, serial, register="ovpnas_deploy", 
     if counts.get("failed") and reached < len(hosts):
         total += "; the rollout stops here, %d hosts not reached" % (len(hosts) - reached)
     # the servers the probe found as the inventory says, which the rollout leaves alone
-    probed = [hostvars[host].get(probe) for host in hostvars if host not in hosts]
+    probed = [hostvars[host].get(PROBE) for host in hostvars if host not in hosts]
     in_sync = sum(1 for result in probed if isinstance(result, dict) and not result.get("differs")
                   and not result.get("standby") and not result.get("failed"))
     if in_sync:
@@ -213,9 +249,10 @@ class FilterModule:
         return {
             "cluster_nodes": cluster_nodes,
             "live_sha256": live_sha256,
+            "node_sacli_path": node_sacli_path,
             "rollout_batches": batches,
             "rollout_plan": rollout_plan,
             "rollout_queue": rollout_queue,
-            "rollout_stops": rollout_stops,
+            "rollout_record": rollout_record,
             "rollout_summary": rollout_summary,
         }

@@ -76,8 +76,8 @@ options:
 notes:
   - Whether C(sacli) keeps trailing newlines of C(--value_file) content is not known; scripts that differ only
     in trailing newlines are treated as equal, and the sha256 values are computed without trailing newlines.
-  - The live script is replaced only when what it does differs (its identity, see M(ovpnas.fleet.server_state)):
-    a script that differs from the live one only in its C(# ovpnas.fleet.<field>:) lines is not loaded again.
+  - The live script is replaced only when what it does differs (its identity, see M(ovpnas.fleet.server_state)). A
+    script that differs from the live one only in its C(# ovpnas.fleet.<field>) lines is not loaded again.
   - C(sacli ConfigQuery) prints the live script, secrets included, to anyone who may run it on the server.
 seealso:
   - module: ovpnas.fleet.sacli_start

@@ -48,12 +48,12 @@ options:
     type: bool
     default: false
 notes:
-  - The restore is a change like any other of the collection (see the notes on writes): under the same lock, with a
-    backup of the script and query file it replaces, a pending-apply record, and its own writes undone when one of
+  - The restore is a change like any other of the collection (see the notes on writes). It holds the same lock, backs
+    up the script and query file it replaces, leaves a pending-apply record, and undoes its own writes when one of
     them fails, so that the server is then left wholly as it was before the restore and the record is kept for
     another try.
-  - Only what differs from the record is written (the live state is read first: one C(ConfigQuery), and one
-    C(UserPropGet) when the change wrote user properties).
+  - Only what differs from the record is written. The live state is read first, with one C(ConfigQuery), and one
+    C(UserPropGet) when the change wrote user properties.
 seealso:
   - module: ovpnas.fleet.server_state
   - module: ovpnas.fleet.sacli_start

@@ -111,10 +111,10 @@ options:
       content:
         description:
           - The script text, for example rendered on the controller by the C(ovpnas.fleet.post_auth) role.
-          - The live script is replaced only when its identity differs from this one's: what a script does, the
-            sha256 of its text without its C(# ovpnas.fleet.<field>:) lines (the header fields that say which
-            collection version wrote it, from which settings and policy cases, and the seal). A live script that
-            differs only there is left as it is, with no write and no restart.
+          - The live script is replaced only when its identity differs from this one's. The identity is what a
+            script does, the sha256 of its text without its C(# ovpnas.fleet.<field>) lines (the header fields that
+            say which collection version wrote it, from which settings and policy cases, and the seal). A live
+            script that differs only there is left as it is, with no write and no restart.
           - Lines that end with C(# ovpnas.fleet.secret) (the generated script keeps its secrets there) are masked
             wherever the script is shown (the task's arguments, the diff).
         type: str
@@ -123,8 +123,8 @@ options:
           - The identity of the wanted script (see O(post_auth.content)), for a check-mode comparison that needs no
             text. Ignored when O(post_auth.content) is given.
           - Without O(post_auth.content), a live script with this identity is the wanted one; where another script is
-            live, the result says so with RV(content_required), and nothing is checked. Only in check mode: a run
-            that would write needs the text.
+            live, the result says so with RV(content_required), and nothing is checked. Only in check mode, since a
+            run that would write needs the text.
         type: str
       python:
         description: The interpreter that runs the policy cases, the one Access Server runs scripts with.
@@ -300,7 +300,7 @@ pending_apply:
   sample: {since: "2026-12-01T08:00:00Z", changes: [auth.module.post_auth_script]}
 content_required:
   description:
-    - True when O(post_auth.identity) was given without O(post_auth.content) and the live script is another one: the
+    - True when O(post_auth.identity) was given without O(post_auth.content) and the live script is another one. The
       server differs, and the script's text is needed to say more (to show, test or load it). Nothing was checked.
   returned: when true
   type: bool

@@ -6,15 +6,17 @@ import pytest
 from ansible.errors import AnsibleFilterError
 from ansible.executor.playbook_executor import PlaybookExecutor
 
+from ansible_collections.ovpnas.fleet.plugins.filter import rollout
 from ansible_collections.ovpnas.fleet.plugins.filter.rollout import (
+    DEFAULT_SACLI,
     FilterModule,
     batches,
     cluster_nodes,
     live_sha256,
+    node_sacli_path,
     rollout_plan,
     rollout_queue,
-    rollout_stops,
-    rollout_summary,
+    rollout_record,
 )
 
 SCRIPT_KEY = "auth.module.post_auth_script"
@@ -25,6 +27,26 @@ COLUMNS = ("host", "cluster", "change", "script", "restarted", "clients", "gate"
 
 def names(count):
     return ["as%02d" % i for i in range(1, count + 1)]
+
+
+# What the rollout role registers and notes on a host (its converge, the start and gate of each node, the failure,
+# the restore), noted as the role notes it, with the rollout_record filter, at the end of the batch.
+RAW = ("rollout_converge", "rollout_nodes_done", "rollout_failure", "rollout_restored", "rollout_restore_failure")
+
+
+def recorded(hostvars):
+    noted = {}
+    for host, data in hostvars.items():
+        data = dict(data)
+        raw = [data.pop(name, None) for name in RAW]
+        if any(value is not None for value in raw):
+            data["rollout_record"] = rollout_record(raw[0], raw[1] or [], *raw[2:])
+        noted[host] = data
+    return noted
+
+
+def rollout_summary(current, hosts, hostvars, *args):
+    return rollout.rollout_summary(current, hosts, recorded(hostvars), *args)
 
 
 class Inventory:
@@ -160,9 +182,30 @@ def test_live_sha256(converged, live):
 
 def test_the_filters_are_registered():
     assert FilterModule().filters() == dict(cluster_nodes=cluster_nodes, live_sha256=live_sha256,
-                                            rollout_batches=batches, rollout_summary=rollout_summary,
-                                            rollout_plan=rollout_plan, rollout_queue=rollout_queue,
-                                            rollout_stops=rollout_stops)
+                                            node_sacli_path=node_sacli_path, rollout_batches=batches,
+                                            rollout_summary=rollout.rollout_summary, rollout_plan=rollout_plan,
+                                            rollout_queue=rollout_queue, rollout_record=rollout_record)
+
+
+def test_a_node_without_its_own_sacli_path_has_the_default_one():
+    hostvars = {"as01": {"ovpnas_sacli_path": "/opt/as/scripts/sacli"}, "as02": {}}
+    assert node_sacli_path("as01", hostvars) == "/opt/as/scripts/sacli"
+    assert node_sacli_path("as02", hostvars) == DEFAULT_SACLI == "/usr/local/openvpn_as/scripts/sacli"
+
+
+def test_a_record_holds_what_the_summary_reads_and_nothing_else():
+    converged = dict(changed=True, changed_keys=[SCRIPT_KEY], commands=["sacli ConfigPut"], reads=["x"],
+                     post_auth=dict(changed=True, sha256_after="abc"), diff=[{"before": "secret"}])
+    nodes = [dict(node="as01", phase="rollout", standby=False, will_restart=["web", "auth"], restarted=["auth"],
+                  vpn_clients=3, logins=2, failed=True)]
+    record = rollout_record(converged, nodes, "as01: the gate failed: x", {"skipped": True, "changed": False})
+    assert record == dict(
+        converge=dict(changed=True, failed=False, msg=None, skipped=False, standby=False, cluster_writer=None,
+                      script="abc"),
+        nodes=[dict(node="as01", phase="rollout", standby=False, restarted=["web", "auth"], vpn_clients=3, logins=2,
+                    failed=True)],
+        failure="as01: the gate failed: x", restored=None, restore_failure=None)
+    assert rollout_record(None)["converge"] is None
 
 
 # --- rollout_summary --------------------------------------------------------------------
@@ -179,29 +222,29 @@ def done(node, phase="rollout", will_restart=("auth", "web"), restarted=("auth",
 
 
 def changed_host(*entries, sha=SHA_NEW):
-    return dict(ovpnas_deploy=dict(changed=True, changed_keys=[SCRIPT_KEY], post_auth=dict(changed=True,
+    return dict(rollout_converge=dict(changed=True, changed_keys=[SCRIPT_KEY], post_auth=dict(changed=True,
                                                                                            sha256_after=sha)),
                 rollout_nodes_done=list(entries))
 
 
 def unchanged_host():
-    return dict(ovpnas_deploy=dict(changed=False, changed_keys=[], post_auth=dict(changed=False,
+    return dict(rollout_converge=dict(changed=False, changed_keys=[], post_auth=dict(changed=False,
                                                                                   sha256_after=SHA_NEW)))
 
 
 def standby_host():
-    return dict(ovpnas_deploy=dict(changed=False, skipped=True, standby=True,
+    return dict(rollout_converge=dict(changed=False, skipped=True, standby=True,
                                    msg="the Access Server agent socket ... does not exist; skipped"))
 
 
 def cluster_node(writer, cluster="east"):
     return dict(ovpnas_cluster=cluster,
-                ovpnas_deploy=dict(changed=False, skipped=True, cluster=cluster, cluster_writer=writer,
+                rollout_converge=dict(changed=False, skipped=True, cluster=cluster, cluster_writer=writer,
                                    msg="node of cluster %s: its configuration is written from %s" % (cluster, writer)))
 
 
 def converge_failed(msg="a policy case failed: mallory gets in; nothing was changed"):
-    return dict(ovpnas_deploy=dict(failed=True, changed=False, msg=msg))
+    return dict(rollout_converge=dict(failed=True, changed=False, msg=msg))
 
 
 def restored_host(failure, restore_failure=None, restored_changed=True):
@@ -392,14 +435,6 @@ def test_a_cluster_node_on_standby_is_not_shown_as_gated():
     assert rows["as02"]["gate"] == "standby: no services run here"
 
 
-def test_register_name():
-    hostvars = {"as01": {"deployed": dict(changed=False, post_auth=dict(sha256_after=SHA_NEW))}}
-    rows = table(rollout_summary("as01", names(1), hostvars, 1, register="deployed"))
-    assert rows["as01"]["change"] == "unchanged"
-    rows = table(rollout_summary("as01", names(1), hostvars, 1))
-    assert rows["as01"]["change"] == "not reached"
-
-
 def test_no_hosts():
     assert rollout_summary("as01", [], {}, SERIAL) == [
         "Batch 0 of 0 (no hosts)", "HOST  CLUSTER  CHANGE  SCRIPT  RESTARTED  CLIENTS  GATE",
@@ -409,15 +444,15 @@ def test_no_hosts():
 # --- the plan: which servers the rollout goes to -------------------------------------------------
 
 PROBED = {
-    "as01": {"ovpnas_probe": {"changed": False, "differs": True}},
-    "as02": {"ovpnas_probe": {"changed": False, "differs": False}},
-    "as03": {"ovpnas_probe": {"changed": False, "skipped": True, "standby": True}},
+    "as01": {"rollout_probe": {"changed": False, "differs": True}},
+    "as02": {"rollout_probe": {"changed": False, "differs": False}},
+    "as03": {"rollout_probe": {"changed": False, "skipped": True, "standby": True}},
     # a cluster whose writer differs: its other node goes with it
-    "as04": {"ovpnas_cluster": "c1", "ovpnas_probe": {"changed": False, "differs": True}},
-    "as05": {"ovpnas_cluster": "c1", "ovpnas_probe": {"changed": False, "skipped": True, "cluster_writer": "as04"}},
+    "as04": {"ovpnas_cluster": "c1", "rollout_probe": {"changed": False, "differs": True}},
+    "as05": {"ovpnas_cluster": "c1", "rollout_probe": {"changed": False, "skipped": True, "cluster_writer": "as04"}},
     # a cluster whose writer is in sync: its other node stays
-    "as06": {"ovpnas_cluster": "c2", "ovpnas_probe": {"changed": False, "differs": False}},
-    "as07": {"ovpnas_cluster": "c2", "ovpnas_probe": {"changed": False, "skipped": True, "cluster_writer": "as06"}},
+    "as06": {"ovpnas_cluster": "c2", "rollout_probe": {"changed": False, "differs": False}},
+    "as07": {"ovpnas_cluster": "c2", "rollout_probe": {"changed": False, "skipped": True, "cluster_writer": "as06"}},
 }
 
 
@@ -437,38 +472,19 @@ def test_the_plan_names_the_batches_and_what_is_left_alone():
 
 
 def test_a_plan_with_nothing_to_do():
-    hostvars = {name: {"ovpnas_probe": {"changed": False, "differs": False}} for name in names(3)}
+    hostvars = {name: {"rollout_probe": {"changed": False, "differs": False}} for name in names(3)}
     assert rollout_plan(names(3), hostvars, SERIAL) == [
         "Nothing to roll out: 3 of 3 servers are as the inventory says (one read each)"]
 
 
 def test_a_long_list_of_servers_left_alone_is_cut():
-    hostvars = {name: {"ovpnas_probe": {"differs": name == "as01"}} for name in names(30)}
+    hostvars = {name: {"rollout_probe": {"differs": name == "as01"}} for name in names(30)}
     plan = rollout_plan(names(30), hostvars, SERIAL)
     assert plan[1] == "Already as the inventory says, left alone: %s and 9 more" % ", ".join(names(21)[1:])
 
 
 def test_the_summary_counts_the_servers_the_plan_left_alone():
-    hostvars = dict(PROBED, as01=dict(PROBED["as01"], ovpnas_deploy={"changed": False}))
+    hostvars = dict(PROBED, as01=dict(PROBED["as01"], rollout_converge={"changed": False}))
     total = rollout_summary("as01", rollout_queue(sorted(PROBED), PROBED), hostvars, SERIAL)[-1]
     # as02, as06 and as07 are in sync; as03 is a standby
     assert total.endswith("; 3 more already as the inventory says")
-
-
-# --- when a batch stops the rollout ------------------------------------------------------------
-
-
-@pytest.mark.parametrize("failed, max_fail, stops", [
-    ([], 0, False),
-    (["as03"], 0, True),
-    (["as03"], 50, False),
-    (["as03", "as04"], 50, True),
-    (["as01"], 0, False),  # another batch
-])
-def test_a_batch_stops_the_rollout_beyond_its_max_fail_percentage(failed, max_fail, stops):
-    # batches of five hosts: as01; as02 (25% of 5 is 1); as03, as04, as05
-    hostvars = {name: {} for name in names(5)}
-    for name in failed:
-        # a converge that failed, or a start or gate that failed in the handler
-        hostvars[name] = {"ovpnas_deploy": {"failed": True}} if name == "as03" else {"rollout_failure": "gate"}
-    assert rollout_stops("as04", names(5), hostvars, SERIAL, max_fail) is stops
