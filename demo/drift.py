@@ -18,6 +18,8 @@ for host in report["hosts"]:
         print("  %s: %s; differs: %s; live script %s (seal %s), expected %s" % (
             host["host"], host["status"], ", ".join(host["differs"]), (script["live_sha256"] or "-")[:12],
             "intact" if script["sealed"] else "broken", (script["expected_sha256"] or "-")[:12]))
+        for line in script.get("differing_lines") or []:
+            print("    %s" % line)
 html = os.path.realpath(os.path.join(os.path.dirname(path), "drift.html"))
 print("  The report: %s (and drift.md, drift.json)" % html)
 found = [host["host"] for host in report["hosts"] if host["status"] != "in_sync"]

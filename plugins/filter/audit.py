@@ -13,7 +13,7 @@ def _host_entry(host, data, register):
     result = data.get(register)
     entry = dict(host=host, cluster=data.get("ovpnas_cluster") or None, status="in_sync", error=None,
                  post_auth=dict(live_sha256=None, expected_sha256=None, match=True, live_header={}, sealed=False,
-                                applied=None),
+                                applied=None, differing_lines=[]),
                  app_verify=dict(live_sha256=None, expected_sha256=None, match=True), differs=[], users_differ=[])
     if not isinstance(result, dict):
         entry.update(status="unreachable", error="no result (the host was not reached)")
@@ -31,7 +31,8 @@ def _host_entry(host, data, register):
     script = result.get("post_auth") or {}
     entry["post_auth"] = dict(live_sha256=live["post_auth"]["sha256"], expected_sha256=script.get("sha256_after"),
                               match=not script.get("changed", False), live_header=live["post_auth"]["header"],
-                              sealed=live["post_auth"]["sealed"], applied=live.get("applied"))
+                              sealed=live["post_auth"]["sealed"], applied=live.get("applied"),
+                              differing_lines=list(script.get("differing_lines") or []))
     if "post_auth" not in result:
         # the inventory does not manage the script
         entry["post_auth"].update(expected_sha256=live["post_auth"]["sha256"], match=True)

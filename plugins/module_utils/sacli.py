@@ -80,10 +80,6 @@ class SacliOutputError(SacliError):
     """sacli printed something other than what the command prints."""
 
 
-class SacliStartError(SacliError):
-    """`start` reported errors, or the services did not come up."""
-
-
 # --- values -----------------------------------------------------------------
 
 

@@ -75,6 +75,26 @@ def with_identity(text):
     return seal(filled)
 
 
+def script_diff(live, wanted, limit=60):
+    """The lines in which two scripts differ, as a unified diff (``-`` live, ``+`` wanted, one line of context).
+
+    Both are shown as results may show a script (``mask_secret_lines``), without their
+    ``# ovpnas.fleet.<field>:`` lines, which their identity leaves out too; at most ``limit`` lines, then
+    how many more there are.
+    """
+    import difflib
+
+    def lines(text):
+        return [line for line in (mask_secret_lines(text or "") or "").rstrip("\r\n").split("\n")
+                if not FIELD_LINE.match(line)]
+
+    found = [line for line in difflib.unified_diff(lines(live), lines(wanted), lineterm="", n=1)
+             if not line.startswith(("--- ", "+++ "))]
+    if len(found) > limit:
+        found = found[:limit] + ["... %d more lines" % (len(found) - limit)]
+    return found
+
+
 def seal(text):
     """``text`` (ending with a newline) with its seal appended."""
     if not text.endswith("\n"):

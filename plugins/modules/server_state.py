@@ -254,7 +254,10 @@ changed_users:
   elements: str
   sample: [alice]
 post_auth:
-  description: The script before and after (sha256 without trailing newlines), and where it was backed up.
+  description:
+    - The script before and after (sha256 without trailing newlines), and where it was backed up.
+    - With O(report=true), where the live script differs from the wanted one, C(differing_lines) holds the lines in
+      which they differ (a unified diff, C(-) live and C(+) wanted, secrets masked, header fields left out).
   returned: when O(post_auth) is given
   type: dict
   sample: {changed: true, sha256_before: null, sha256_after: 89e6c98d9288, backup_file: null}
@@ -340,6 +343,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import 
     mask_secret_lines,
     parse_script_header,
     query_file_entries,
+    script_diff,
     script_identity,
     sealed,
     sha256_text,
@@ -546,6 +550,9 @@ def converge(module, runner, directory, staged, wanted, is_secret):
         result["diff"] = diff(plan, config, current_users)
     if params["report"]:
         result["live"] = live_report(config, directory)
+        if plan.keys.get(POST_AUTH_KEY) is not None and live_script is not None:
+            # what a drift audit shows of a script edited by hand, or of one another inventory made
+            result["post_auth"]["differing_lines"] = script_diff(live_script, plan.keys[POST_AUTH_KEY])
     if not (plan.keys or plan.user_writes):
         module.exit_json(**result)
 

@@ -82,6 +82,8 @@ def test_demo(tmp_path):
     result = subprocess.run([os.path.join(REPO, "demo", "run")], cwd=REPO, env=env, capture_output=True, text=True,
                             timeout=600, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+    # no library of the controller warns about itself on the way (Python's warnings name their category)
+    assert "Warning:" not in result.stderr and "Warning:" not in result.stdout, result.stderr
     sections = re.split(r"^== \d\. ", result.stdout, flags=re.M)
     assert len(sections) == 6, result.stdout
     first, second, bad, audit, logins = sections[1:]
@@ -100,6 +102,8 @@ def test_demo(tmp_path):
     assert "as5: no call" in bad
     assert "as1 runs its previous script again" in bad
     assert "as3: drift; differs: auth.module.post_auth_script" in audit and "(seal broken)" in audit
+    # the line edited by hand, live and expected
+    assert re.search(r"^    -.*SUCCEEd", audit, re.M) and re.search(r"^    \+.*SUCCEED", audit, re.M), audit
     report = os.path.join(REPO, ".demo", "audit")
     assert sorted(os.listdir(report)) == ["drift.html", "drift.json", "drift.md"]
     # Windows clients are asked about Firefox, so the one with a current version gets in

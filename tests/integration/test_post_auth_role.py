@@ -70,7 +70,8 @@ def test_four_runs_with_every_capability(tmp_path, make_fleet):
     assert check.returncode == 0, check.stdout + check.stderr
     assert "+# ovpnas.fleet.features: group_mapping, device_pinning, host_checker" in check.stdout
     for server in fleet.values():
-        assert set(server.commands()) == {"ConfigQuery", "UserPropGet"}, "check mode wrote something"
+        # the reads, and the clients the handler's start would drop (the one handler gates the roles' changes too)
+        assert set(server.commands()) == {"ConfigQuery", "UserPropGet", "VPNSummary"}, "check mode wrote something"
         assert live_script(server) is None
         server.reset_calls()
 
@@ -78,8 +79,9 @@ def test_four_runs_with_every_capability(tmp_path, make_fleet):
     assert real.returncode == 0, real.stdout + real.stderr
     for server in fleet.values():
         commands = server.commands()
-        # the query file (host_checker role), then the script; one start for both
+        # the query file (host_checker role), then the script; one start for both, then the gate
         assert commands.count("ConfigPut") == 2 and commands.count("start") == 1, commands
+        assert commands[commands.index("start"):].count("status") >= 1, commands
         assert server.config()["vpn.client.app_verify"].splitlines() == ["all:FIREFOX=^mozilla firefox"]
         script = live_script(server)
         assert "# ovpnas.fleet.features: group_mapping, device_pinning, host_checker" in script

@@ -58,7 +58,9 @@ SAMPLE = {
         {   # a hand-edited script: no header, no seal, never applied by the collection
             "host": "as2", "cluster": "c1", "status": "drift", "error": None,
             "post_auth": {"live_sha256": SHA_B, "expected_sha256": SHA_A, "match": False, "live_header": {},
-                          "sealed": False, "applied": None},
+                          "sealed": False, "applied": None,
+                          "differing_lines": ["@@ -3,2 +3,2 @@", "-    return %s" % SCRIPT, "+    return authret",
+                                              "     pass"]},
             "app_verify": {"live_sha256": None, "expected_sha256": SHA_C, "match": False},
             "differs": ["auth.module.post_auth_script", "host.name"], "users_differ": ["alice"],
         },
@@ -524,3 +526,13 @@ if __name__ == "__main__":
     if len(sys.argv) > 2:
         with open(sys.argv[2], "w", encoding="utf-8") as out:
             out.write(render_jinja(MD, sample()))
+
+
+def test_the_lines_of_a_script_that_differ_are_shown(render):
+    report = sample()
+    md, html = render(MD, report), render(HTML, report)
+    section = md_section(md, "as2")
+    assert "````diff\n  @@ -3,2 +3,2 @@\n  -    return %s\n  +    return authret\n       pass\n  ````" % SCRIPT in section
+    assert "<pre class=\"diff\">@@ -3,2 +3,2 @@\n-    return &lt;script&gt;alert(1)&lt;/script&gt;\n" in html
+    # only where there are any
+    assert md.count("````diff") == 1 and html.count('<pre class="diff">') == 1

@@ -49,7 +49,7 @@ def test_in_sync():
     assert got == dict(
         host="as01", cluster="east", status="in_sync", error=None,
         post_auth=dict(live_sha256=LIVE_SCRIPT, expected_sha256=LIVE_SCRIPT, match=True, live_header=HEADER,
-                       sealed=True, applied="2026-12-01T08:00:00Z"),
+                       sealed=True, applied="2026-12-01T08:00:00Z", differing_lines=[]),
         app_verify=dict(live_sha256=LIVE_QUERY, expected_sha256=LIVE_QUERY, match=True),
         differs=[], users_differ=[],
     )
@@ -58,6 +58,10 @@ def test_in_sync():
 def test_script_drift():
     got = entry(report(**SCRIPT_DRIFT))
     assert got["status"] == "drift"
+    assert got["post_auth"]["differing_lines"] == []
+    result = report(**SCRIPT_DRIFT)
+    result["post_auth"] = dict(result["post_auth"], differing_lines=["-    return SUCCEEd", "+    return SUCCEED"])
+    assert entry(result)["post_auth"]["differing_lines"] == ["-    return SUCCEEd", "+    return SUCCEED"]
     assert got["post_auth"]["match"] is False
     assert got["post_auth"]["live_sha256"] == LIVE_SCRIPT and got["post_auth"]["expected_sha256"] == WANTED_SCRIPT
     assert got["app_verify"]["match"] is True
@@ -133,7 +137,8 @@ def test_a_script_the_inventory_does_not_manage_matches_what_is_live():
     del result["post_auth"]
     got = entry(result)
     assert got["post_auth"] == dict(live_sha256=LIVE_SCRIPT, expected_sha256=LIVE_SCRIPT, match=True,
-                                    live_header=HEADER, sealed=True, applied="2026-12-01T08:00:00Z")
+                                    live_header=HEADER, sealed=True, applied="2026-12-01T08:00:00Z",
+                                    differing_lines=[])
     assert got["status"] == "drift", "the query file still drifts"
 
 
@@ -152,7 +157,7 @@ def test_no_script_live_nor_wanted():
     got = entry(result)
     assert got["status"] == "in_sync"
     assert got["post_auth"] == dict(live_sha256=None, expected_sha256=None, match=True, live_header={}, sealed=False,
-                                    applied=None)
+                                    applied=None, differing_lines=[])
 
 
 def test_report_totals_and_order():

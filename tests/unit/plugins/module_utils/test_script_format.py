@@ -53,3 +53,19 @@ def test_seal_and_identity():
 def test_sha256_ignores_trailing_newlines_only():
     assert sha256_text("a\n\n") == sha256_text("a") != sha256_text(" a")
     assert sha256_text(None) is None
+
+
+def test_the_differing_lines_leave_out_the_header_fields_and_mask_secrets():
+    from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import script_diff
+
+    wanted = with_identity("# ovpnas.fleet.version: 0.2.0\n# ovpnas.fleet.identity:\nA = 1\nB = 2\n"
+                           "KEY = 'new-secret'  # ovpnas.fleet.secret\nC = 3\n")
+    live = with_identity("# ovpnas.fleet.version: 0.1.0\n# ovpnas.fleet.identity:\nA = 1\nB = 9\n"
+                         "KEY = 'old-secret'  # ovpnas.fleet.secret\nC = 3\n")
+    lines = script_diff(live, wanted)
+    assert "-B = 9" in lines and "+B = 2" in lines
+    assert not any("ovpnas.fleet.version" in line or "ovpnas.fleet.sha256" in line for line in lines), lines
+    assert not any("secret'" in line for line in lines), "secrets are masked"
+    assert script_diff(wanted, wanted) == []
+    many = script_diff("\n".join("x%d = 1" % i for i in range(200)), "y = 1", limit=10)
+    assert len(many) == 11 and many[-1].endswith("more lines")
