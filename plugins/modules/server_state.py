@@ -466,12 +466,9 @@ def main():
             shutil.rmtree(staged, ignore_errors=True)
 
 
-def converge(module, runner, directory, staged, wanted, is_secret):
-    params = module.params
-    settings, users, script, query_file = wanted["settings"], wanted["users"], wanted["script"], wanted["query_file"]
-
-    # the one read
-    result = dict(changed=False, restart_required=False, changed_keys=[], changed_users=[], commands=[], reads=[])
+def read_server(module, runner, wanted, result):
+    """The one read: the configuration, and the users when some are managed; ends the module where that is all."""
+    script, users = wanted["script"], wanted["users"]
     try:
         config = runner.config_query()
         result["reads"].append(runner.describe("ConfigQuery"))
@@ -490,42 +487,61 @@ def converge(module, runner, directory, staged, wanted, is_secret):
             module.exit_json(msg="%s; %s failed; skipped, nothing was changed" % (reason, exc.cmd), skipped=True,
                              standby=True, **result)
         fail_from_error(module, exc, **result)
-    hide_secrets(module, config, is_secret, script=config.get(POST_AUTH_KEY))
-    for name in users:
-        hide_secrets(module, current_users.get(name), is_secret)
+    return config, current_users
 
-    # the difference
+
+def plan_changes(module, runner, wanted, config, current_users):
+    """The writes from the read to the wanted state; the script compared by what it does (its identity)."""
+    params, script, query_file = module.params, wanted["script"], wanted["query_file"]
     plan = Plan(runner, config, current_users)
-    for key, value in settings.items():
+    for key, value in wanted["settings"].items():
         plan.set_key(key, value)
     for key in params["absent_keys"]:
         plan.set_key(key, None)
     if query_file.managed:
         plan.set_key(APP_VERIFY_KEY, query_file.text)
-    live_script = config.get(POST_AUTH_KEY)
-    # the script is compared by what it does: a live script that differs only in its header fields stays
+    # a live script that differs only in its header fields stays
     if script.absent:
         plan.set_key(POST_AUTH_KEY, None)
-    elif script.text is not None and script_identity(live_script) != script.identity:
+    elif script.text is not None and script_identity(config.get(POST_AUTH_KEY)) != script.identity:
         plan.keys[POST_AUTH_KEY] = script.text
-    plan.set_users(users, True, params["users_exclusive_prefixes"])
+    plan.set_users(wanted["users"], True, params["users_exclusive_prefixes"])
+    return plan
 
-    checked_script = script.text if POST_AUTH_KEY in plan.keys else (live_script if script.managed else None)
-    if checked_script is not None and params["post_auth"]["required_apps"]:
-        if query_file.managed:
-            live_query_file = query_file.text
-        elif params["post_auth"]["query_file"] is not None:
-            live_query_file = params["post_auth"]["query_file"]
-        else:
-            live_query_file = config.get(APP_VERIFY_KEY)
-        entries = query_file_entries(live_query_file)
-        missing = ["%s (%s)" % (app.get("name"), app.get("platform", "all"))
-                   for app in params["post_auth"]["required_apps"] if not covered(entries, app)]
-        if missing:
-            module.fail_json(
-                msg="the host-checker policy checks %s, which the query file (%s) does not list: clients would never "
-                    "report them and every Windows and macOS login would be refused; nothing was changed"
-                    % (", ".join(missing), APP_VERIFY_KEY), **result)
+
+def missing_apps(module, wanted, config, plan):
+    """The applications the host-checker policy of the script that will be live checks, and the query file that
+    will be live does not list."""
+    params, script, query_file = module.params, wanted["script"], wanted["query_file"]
+    live = script.text if POST_AUTH_KEY in plan.keys else (config.get(POST_AUTH_KEY) if script.managed else None)
+    if live is None or not params["post_auth"]["required_apps"]:
+        return []
+    if query_file.managed:
+        live_query_file = query_file.text
+    elif params["post_auth"]["query_file"] is not None:
+        live_query_file = params["post_auth"]["query_file"]
+    else:
+        live_query_file = config.get(APP_VERIFY_KEY)
+    entries = query_file_entries(live_query_file)
+    return ["%s (%s)" % (app.get("name"), app.get("platform", "all"))
+            for app in params["post_auth"]["required_apps"] if not covered(entries, app)]
+
+
+def converge(module, runner, directory, staged, wanted, is_secret):
+    params = module.params
+    result = dict(changed=False, restart_required=False, changed_keys=[], changed_users=[], commands=[], reads=[])
+    config, current_users = read_server(module, runner, wanted, result)
+    hide_secrets(module, config, is_secret, script=config.get(POST_AUTH_KEY))
+    for name in wanted["users"]:
+        hide_secrets(module, current_users.get(name), is_secret)
+
+    plan = plan_changes(module, runner, wanted, config, current_users)
+    missing = missing_apps(module, wanted, config, plan)
+    if missing:
+        module.fail_json(
+            msg="the host-checker policy checks %s, which the query file (%s) does not list: clients would never "
+                "report them and every Windows and macOS login would be refused; nothing was changed"
+                % (", ".join(missing), APP_VERIFY_KEY), **result)
 
     # a change that awaits `sacli start`: an earlier run's, never applied (its start failed or never ran), or one
     # an earlier task of this run made (the host_checker role before post_auth), whose handler may still run; both
@@ -550,16 +566,16 @@ def converge(module, runner, directory, staged, wanted, is_secret):
         result["diff"] = diff(plan, config, current_users)
     if params["report"]:
         result["live"] = live_report(config, directory)
-        if plan.keys.get(POST_AUTH_KEY) is not None and live_script is not None:
+        if plan.keys.get(POST_AUTH_KEY) is not None and config.get(POST_AUTH_KEY) is not None:
             # what a drift audit shows of a script edited by hand, or of one another inventory made
-            result["post_auth"]["differing_lines"] = script_diff(live_script, plan.keys[POST_AUTH_KEY])
+            result["post_auth"]["differing_lines"] = script_diff(config[POST_AUTH_KEY], plan.keys[POST_AUTH_KEY])
     if not (plan.keys or plan.user_writes):
         module.exit_json(**result)
 
     if plan.keys.get(POST_AUTH_KEY) is not None and not (params["report"] and module.check_mode):
         post_auth = params["post_auth"]
         try:
-            result["validation"] = check_script(module, staged, script.text, post_auth["python"],
+            result["validation"] = check_script(module, staged, wanted["script"].text, post_auth["python"],
                                                 post_auth["validate_interpreters"], post_auth["policy_harness"],
                                                 post_auth["policy_cases"])
         except ScriptCheckError as exc:

@@ -21,9 +21,15 @@ import re
 import tokenize
 
 import jinja2
+import yaml
 from ansible.errors import AnsibleError
 from ansible.module_utils.ansible_release import __version__ as ansible_version
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+try:
+    from ansible.template import trust_as_template
+except ImportError:  # before ansible-core 2.19, every string is a template
+    trust_as_template = None
 
 from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import script_identity, with_identity
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils import capabilities, identity_cache
@@ -78,13 +84,34 @@ def role_file(role, *parts):
     return os.path.join(ROOT, "roles", role, *parts)
 
 
+def _trusted(value):
+    """``value`` with its templates trusted, as Ansible trusts those of a role's own files (ansible-core 2.19+)."""
+    if trust_as_template is None:
+        return value
+    if isinstance(value, str):
+        return trust_as_template(value) if "{{" in value or "{%" in value else value
+    if isinstance(value, dict):
+        return {key: _trusted(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_trusted(item) for item in value]
+    return value
+
+
+_ROLE_FILES = {}
+
+
 def load_role_file(loader, role, *parts):
-    """A YAML file of a role, its templates trusted as the role's own files are (ansible-core 2.19+)."""
+    """A YAML file of a role, parsed once per process; callers must not change it.
+
+    Plain YAML (the C parser where there is one), not the loader's: Ansible's loader tags every value
+    with its origin and hands out deep copies of what it cached, which cost more than a whole read of a
+    server on a run that changes nothing (the argument specs are large). ``loader`` is kept for callers.
+    """
     path = role_file(role, *parts)
-    try:
-        return loader.load_from_file(path, trusted_as_template=True)
-    except TypeError:
-        return loader.load_from_file(path)
+    if path not in _ROLE_FILES:
+        with open(path, "rb") as handle:
+            _ROLE_FILES[path] = _trusted(yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+    return _ROLE_FILES[path]
 
 
 GOT = re.compile(r"(got: )(.*)$", re.DOTALL)

@@ -532,7 +532,8 @@ def test_the_lines_of_a_script_that_differ_are_shown(render):
     report = sample()
     md, html = render(MD, report), render(HTML, report)
     section = md_section(md, "as2")
-    assert "````diff\n  @@ -3,2 +3,2 @@\n  -    return %s\n  +    return authret\n       pass\n  ````" % SCRIPT in section
+    fenced = "````diff\n  @@ -3,2 +3,2 @@\n  -    return %s\n  +    return authret\n       pass\n  ````" % SCRIPT
+    assert fenced in section
     assert "<pre class=\"diff\">@@ -3,2 +3,2 @@\n-    return &lt;script&gt;alert(1)&lt;/script&gt;\n" in html
     # only where there are any
     assert md.count("````diff") == 1 and html.count('<pre class="diff">') == 1
