@@ -75,13 +75,14 @@ def new_release(top, version="9.8.7"):
     assert "import hashlib\nimport io\n" in text
     with open(compose, "w") as handle:
         handle.write(text.replace("import hashlib\nimport io\n", "import io\nimport hashlib\n"))
-    for parts, pattern in ((("galaxy.yml",), r"^version: .*$"), (("roles", "post_auth", "vars", "main.yml"),
-                                                                   r"^__post_auth_version: .*$")):
+    versioned = ((("galaxy.yml",), r"^version: .*$"),
+                 (("roles", "post_auth", "vars", "main.yml"), r"^__post_auth_version: .*$"))
+    for parts, pattern in versioned:
         path = os.path.join(top, *parts)
         with open(path) as handle:
             text = handle.read()
         with open(path, "w") as handle:
-            handle.write(re.sub(pattern, pattern.split(":")[0].lstrip("^") + ": " + version, text, flags=re.M))
+            handle.write(re.sub(pattern, pattern.split(":", maxsplit=1)[0].lstrip("^") + ": " + version, text, flags=re.M))
     return touched
 
 

@@ -222,25 +222,25 @@ def done(node, phase="rollout", will_restart=("auth", "web"), restarted=("auth",
 
 
 def changed_host(*entries, sha=SHA_NEW):
-    return dict(rollout_converge=dict(changed=True, changed_keys=[SCRIPT_KEY], post_auth=dict(changed=True,
-                                                                                           sha256_after=sha)),
+    post_auth = dict(changed=True, sha256_after=sha)
+    return dict(rollout_converge=dict(changed=True, changed_keys=[SCRIPT_KEY], post_auth=post_auth),
                 rollout_nodes_done=list(entries))
 
 
 def unchanged_host():
-    return dict(rollout_converge=dict(changed=False, changed_keys=[], post_auth=dict(changed=False,
-                                                                                  sha256_after=SHA_NEW)))
+    post_auth = dict(changed=False, sha256_after=SHA_NEW)
+    return dict(rollout_converge=dict(changed=False, changed_keys=[], post_auth=post_auth))
 
 
 def standby_host():
-    return dict(rollout_converge=dict(changed=False, skipped=True, standby=True,
-                                   msg="the Access Server agent socket ... does not exist; skipped"))
+    msg = "the Access Server agent socket ... does not exist; skipped"
+    return dict(rollout_converge=dict(changed=False, skipped=True, standby=True, msg=msg))
 
 
 def cluster_node(writer, cluster="east"):
-    return dict(ovpnas_cluster=cluster,
-                rollout_converge=dict(changed=False, skipped=True, cluster=cluster, cluster_writer=writer,
-                                   msg="node of cluster %s: its configuration is written from %s" % (cluster, writer)))
+    msg = "node of cluster %s: its configuration is written from %s" % (cluster, writer)
+    converge = dict(changed=False, skipped=True, cluster=cluster, cluster_writer=writer, msg=msg)
+    return dict(ovpnas_cluster=cluster, rollout_converge=converge)
 
 
 def converge_failed(msg="a policy case failed: mallory gets in; nothing was changed"):
