@@ -130,6 +130,26 @@ def test_first_rollout_canary_first_one_start_per_host_then_nothing(fleet, tmp_p
         assert server.commands("authcli") == []
 
 
+def test_the_roles_write_a_cluster_once_and_start_each_node_once(fleet, tmp_path):
+    """A user's play of the roles (no rollout plan): the cluster's writer writes, and its handler starts each node."""
+    servers, inventory = fleet
+    roles = os.path.join(REPO, "tests", "integration", "playbooks", "post_auth.yml")
+    result, hosts = play(tmp_path, inventory, roles, "--limit", ",".join(CLUSTER))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [c for c in servers["as09"].commands() if c in WRITES] == ["ConfigPut", "ConfigPut"]
+    assert [c for c in servers["as10"].commands() if c in WRITES | {"ConfigQuery"}] == []
+    for name in CLUSTER:
+        assert servers[name].commands().count("start") == 1, name
+        assert servers[name].commands("authcli") == ["authenticate"], name
+    assert hosts["as09"]["changed"] >= 1 and hosts["as10"]["changed"] == 0, result.stdout
+
+    reset(servers)
+    again, hosts = play(tmp_path, inventory, roles, "--limit", ",".join(CLUSTER))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert servers["as09"].commands() == ["ConfigQuery", "ConfigQuery"]
+    assert servers["as10"].commands() == []
+
+
 def test_a_failing_canary_is_restored_and_no_other_host_is_touched(fleet, tmp_path):
     servers, inventory = fleet
     assert play(tmp_path, inventory)[0].returncode == 0
