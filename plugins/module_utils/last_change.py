@@ -6,8 +6,11 @@
 
 ``last_change.json`` in the collection's folder (mode 0600 in a 0700 folder: it holds the
 previous values, secrets included, like the backups) lists what undoes each write of the last
-run that wrote, and the sha256 of what that run left live, so that a restore can tell whether
-anything changed the server since. ``applied.json`` records the last ``sacli start`` after
+change, and the sha256 of what it left live, so that a restore can tell whether anything changed
+the server since. The last change is everything written since the last ``sacli start`` applied
+the configuration: a run that writes while an earlier run's writes still wait for the start
+(a pending-apply record) adds its writes to the record, so that a restore takes back what the
+start applies. ``applied.json`` records the last ``sacli start`` after
 which every service was up, and what it applied.
 """
 
@@ -42,9 +45,24 @@ def _read(path):
     return record
 
 
-def record_change(directory, undo, after):
-    """Keep ``undo`` ([kind, name, previous] in the order of the writes) and ``after`` ({key: sha256 or None})."""
-    record = {"since": now(), "undo": [list(entry) for entry in undo], "after": after}
+def record_change(directory, undo, after, extend=False):
+    """Keep ``undo`` ([kind, name, previous] in the order of the writes) and ``after`` ({key: sha256 or None}).
+
+    With ``extend`` (the writes of an earlier run still wait for ``sacli start``), the record grows: its undo
+    takes back both runs' writes, the later first, and ``after`` is what both left live.
+    """
+    undo = [list(entry) for entry in undo]
+    since = now()
+    if extend:
+        try:
+            earlier = read_change(directory)
+        except ValueError:
+            earlier = None
+        if earlier:
+            undo = list(earlier.get("undo") or []) + undo
+            after = dict(earlier.get("after") or {}, **after)
+            since = earlier.get("since") or since
+    record = {"since": since, "undo": undo, "after": after}
     write_private(os.path.join(private_dir(directory), LAST_CHANGE), json.dumps(record, sort_keys=True))
     return record
 

@@ -19,7 +19,8 @@ server_restore, whose plan is the undo of the last change) goes through here, wi
 * **Undo**: when a write fails, the writes made before it are taken back, the last first, and the
   pending record is left as it was before the run; the failure says what was undone.
 * **Last change**: after the writes, ``last_change.json`` records what takes them back, for
-  ``server_restore``.
+  ``server_restore``; while an earlier change still waits for ``sacli start`` (the pending record),
+  the record takes back both, so that a restore undoes all that the start applies.
 """
 
 from __future__ import annotations
@@ -62,14 +63,22 @@ def write_argument_spec():
 
 @contextlib.contextmanager
 def locked(module, directory, nothing="nothing was changed"):
-    """Hold the server's lock (exclusive unless in check mode); a lock that cannot be had fails the module."""
+    """Hold the server's lock (exclusive unless in check mode); a lock that cannot be had fails the module.
+
+    Only the lock's own failures are reported here, as changing nothing; what fails while it is held
+    reports itself, saying what it changed.
+    """
     try:
-        with HostLock(directory, module.params["lock_timeout"], exclusive=not module.check_mode):
-            yield
+        lock = HostLock(directory, module.params["lock_timeout"], exclusive=not module.check_mode)
+        lock.__enter__()
     except LockTimeoutError as exc:
         module.fail_json(msg="%s; %s" % (exc, nothing), changed=False)
     except OSError as exc:
         module.fail_json(msg="cannot use %s: %s; %s" % (directory, exc, nothing), changed=False)
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
 
 
 class Plan:
@@ -194,8 +203,12 @@ def commit(module, directory, plan, result, run=None):
     restart = plan.restart_required
     if restart:
         # before the first write: a run killed after it still leaves the record
-        record_pending(directory, plan.changes(), {key: sha256_text(plan.keys[key]) for key in MANAGED_KEYS
-                                                   if key in plan.keys}, run=run)
+        try:
+            record_pending(directory, plan.changes(), {key: sha256_text(plan.keys[key]) for key in MANAGED_KEYS
+                                                       if key in plan.keys}, run=run)
+        except OSError as exc:
+            module.fail_json(msg="cannot write the pending-apply record in %s: %s; nothing was changed"
+                                 % (directory, exc), **dict(result, changed=bool(pending), commands=[]))
     try:
         plan.apply()
     except SacliError as exc:
@@ -214,7 +227,8 @@ def commit(module, directory, plan, result, run=None):
     result["commands"] = plan.runner.commands
     # what takes this change back (ovpnas.fleet.server_restore), with what it left live
     try:
-        record_change(directory, plan.undo, {key: sha256_text(value) for key, value in plan.keys.items()})
+        record_change(directory, plan.undo, {key: sha256_text(value) for key, value in plan.keys.items()},
+                      extend=bool(pending))
     except OSError as exc:
         module.warn("cannot record the change in %s (a restore will not find it): %s" % (directory, exc))
     return backups

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: server_restore
-short_description: Take back the last change M(ovpnas.fleet.server_state) made on an OpenVPN Access Server
+short_description: Take back the last change the collection made on an OpenVPN Access Server
 version_added: 0.1.0
 description:
-  - Restores what was live before the last run of M(ovpnas.fleet.server_state) that wrote on this server, the
-    post-auth script, the host-checker query file, the configuration keys and the user properties, from the
-    record that run kept (C(last_change.json) in O(state_dir)).
+  - Restores what was live before the last change that a module of the collection (M(ovpnas.fleet.server_state),
+    M(ovpnas.fleet.sacli_config), M(ovpnas.fleet.sacli_userprop), M(ovpnas.fleet.post_auth_script)) made on this
+    server, the post-auth script, the host-checker query file, the configuration keys and the user properties, from
+    the record the writes kept (C(last_change.json) in O(state_dir)).
+  - The last change is everything written since the last C(sacli start) that applied the configuration with every
+    service up, however many tasks wrote it, so that a restore takes back all that a start applied; writes made
+    after such a start begin a new record.
   - First checks with one C(sacli ConfigQuery) that what that run wrote is still live, so that a change made since
     (by hand, or by another tool) is never overwritten; the module then fails and restores nothing, unless
     O(force=true).
@@ -169,7 +173,8 @@ def before_the_change(undo):
             users.setdefault(name, None)
         elif kind == "restore_user":
             users.setdefault(name, previous or {})
-        else:
+        elif name not in users:
+            # a property written after the whole user was recorded: the user's entry holds what was there first
             props.setdefault(name, {}).setdefault(previous[0], previous[1])
     return keys, users, props
 
@@ -220,7 +225,7 @@ def restore(module, runner, directory):
         module.exit_json(msg="no change recorded in %s: nothing to restore" % directory, **result)
     parts = well_formed(record)
     if parts is None:
-        module.fail_json(msg="the record in %s is not one ovpnas.fleet.server_state writes; nothing was restored"
+        module.fail_json(msg="the record in %s is not one the collection writes; nothing was restored"
                          % directory, **result)
     undo, after = parts
     is_secret = secret_matcher(module.params["secret_keys"])

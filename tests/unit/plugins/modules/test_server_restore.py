@@ -1,4 +1,4 @@
-"""server_restore against the emulator: the last change of server_state taken back, once, and only if still live."""
+"""server_restore against the emulator: the last change taken back, whole, once, and only if still live."""
 
 import hashlib
 import json
@@ -8,7 +8,13 @@ import sys
 
 import pytest
 
-from ansible_collections.ovpnas.fleet.plugins.modules import sacli_start, server_restore, server_state
+from ansible_collections.ovpnas.fleet.plugins.modules import (
+    sacli_config,
+    sacli_start,
+    sacli_userprop,
+    server_restore,
+    server_state,
+)
 
 SCRIPT_KEY = "auth.module.post_auth_script"
 QUERY_KEY = "vpn.client.app_verify"
@@ -199,6 +205,40 @@ def test_force_restores_what_was_edited_since(server, run_module):
     assert not os.path.exists(record_path(server))
 
 
+def test_every_write_before_the_start_is_taken_back_together(server, run_module):
+    """Three tasks write (a script, then keys, then a user property) before one start: the restore undoes all three."""
+    server.sacli("--key", SCRIPT_KEY, "--value", OLD_SCRIPT, "ConfigPut")
+    server.sacli("--key", "host.name", "--value", "old.example.com", "ConfigPut")
+    before = server.config(), server.userprops()
+    path = dict(sacli_path=server.sacli_path)
+    steps = (
+        (server_state.main, dict(post_auth=dict(content=NEW_SCRIPT, python=sys.executable),
+                                 settings={"host.name": "vpn.example.com"})),
+        (sacli_config.main, dict(settings={"host.name": "second.example.com", "cs.tls_version_min": "1.2"})),
+        (sacli_userprop.main, dict(name="openvpn", properties={"pvt_hw_addr": "00:11:22:33:44:55"})),
+    )
+    for main, args in steps:
+        result = run_module(main, dict(args, **path))
+        assert result["failed"] is False and result["changed"] is True, result
+    result = restore(run_module, server)
+    assert result["failed"] is False, result
+    assert result["restored_keys"] == sorted([SCRIPT_KEY, "host.name", "cs.tls_version_min"])
+    assert result["restored_users"] == ["openvpn"]
+    assert (server.config(), server.userprops()) == before
+
+
+def test_a_write_after_the_start_is_a_new_change(server, run_module):
+    changed(server, run_module)
+    applied = server.config(), server.userprops()
+    result = run_module(sacli_config.main, dict(settings={"host.name": "later.example.com"},
+                                                sacli_path=server.sacli_path))
+    assert result["failed"] is False and result["changed"] is True, result
+    result = restore(run_module, server)
+    assert result["failed"] is False, result
+    assert result["restored_keys"] == ["host.name"] and result["restored_users"] == []
+    assert (server.config(), server.userprops()) == applied
+
+
 def test_no_record_changes_nothing(server, run_module):
     result = restore(run_module, server)
     assert result["failed"] is False, result
@@ -219,17 +259,17 @@ def write_record(server, text):
     [
         ('{"undo": [["key", "host.name"', "cannot read"),
         ("[]", "not a record"),
-        ("{}", "is not one ovpnas.fleet.server_state writes"),
-        ('{"undo": {}, "after": {}}', "is not one ovpnas.fleet.server_state writes"),
-        ('{"undo": [], "after": []}', "is not one ovpnas.fleet.server_state writes"),
-        ('{"undo": [["key", "host.name"]], "after": {}}', "is not one ovpnas.fleet.server_state writes"),
-        ('{"undo": [["drop_table", "host.name", null]], "after": {}}', "is not one ovpnas.fleet.server_state writes"),
-        ('{"undo": [[1, 2, 3]], "after": {}}', "is not one ovpnas.fleet.server_state writes"),
+        ("{}", "is not one the collection writes"),
+        ('{"undo": {}, "after": {}}', "is not one the collection writes"),
+        ('{"undo": [], "after": []}', "is not one the collection writes"),
+        ('{"undo": [["key", "host.name"]], "after": {}}', "is not one the collection writes"),
+        ('{"undo": [["drop_table", "host.name", null]], "after": {}}', "is not one the collection writes"),
+        ('{"undo": [[1, 2, 3]], "after": {}}', "is not one the collection writes"),
         ('{"undo": [["user_prop", "alice", "pvt_hw_addr"]], "after": {}}',
-         "is not one ovpnas.fleet.server_state writes"),
-        ('{"undo": [["key", "host.name", 5]], "after": {}}', "is not one ovpnas.fleet.server_state writes"),
-        ('{"undo": [["user_prop", "alice", [7, "x"]]], "after": {}}', "is not one ovpnas.fleet.server_state writes"),
-        ('{"undo": [["restore_user", "alice", "type"]], "after": {}}', "is not one ovpnas.fleet.server_state writes"),
+         "is not one the collection writes"),
+        ('{"undo": [["key", "host.name", 5]], "after": {}}', "is not one the collection writes"),
+        ('{"undo": [["user_prop", "alice", [7, "x"]]], "after": {}}', "is not one the collection writes"),
+        ('{"undo": [["restore_user", "alice", "type"]], "after": {}}', "is not one the collection writes"),
     ],
     ids=["truncated", "list", "empty", "undo-not-list", "after-not-dict", "short-entry", "unknown-kind",
          "not-strings", "prop-not-pair", "value-not-string", "prop-name-not-string",

@@ -388,6 +388,27 @@ def test_another_run_holding_the_lock_is_waited_for_then_reported(server, run_mo
     assert run(run_module, server, lock_timeout=1, **everything())["changed"] is True
 
 
+def test_an_unwritable_pending_record_stops_before_any_write(server, run_module):
+    # the record's place is taken by a folder: writing it fails, as on a full disk
+    os.makedirs(os.path.join(fleet_dir(server), "pending_apply.json", "in-the-way"))
+    before = server.config(), server.userprops()
+    result = run(run_module, server, **everything())
+    # (a record that cannot be read counts as a change waiting for start: the task reports changed)
+    assert result["failed"] is True, result
+    assert "cannot write the pending-apply record" in result["msg"] and "nothing was changed" in result["msg"]
+    assert [c for c in server.commands() if c.startswith(("Config", "UserProp")) and c.endswith(("Put", "Del"))] == []
+    assert (server.config(), server.userprops()) == before
+
+
+def test_a_state_folder_that_cannot_be_used_is_reported(server, run_module, tmp_path):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the state folder should be")
+    result = run(run_module, server, state_dir=str(blocked), **everything())
+    assert result["failed"] is True and result["changed"] is False
+    assert result["msg"].startswith("cannot use %s: " % blocked) and result["msg"].endswith("nothing was changed")
+    assert server.commands() == []
+
+
 def test_staging_is_private_and_a_killed_run_leaves_nothing(server, run_module):
     stale = os.path.join(fleet_dir(server), "staging", "tmpkilled")
     os.makedirs(stale)
