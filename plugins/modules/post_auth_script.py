@@ -85,13 +85,14 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Load a script rendered on the server, keeping a backup of the previous one
+# ovpnas_fleet_apply is the handler topic of role ovpnas.fleet.apply (roles: [ovpnas.fleet.apply] in the play):
+# each changed server is started, gated and, where the gate fails, restored, once per play
+- name: Load a script rendered on the server (the previous one is backed up, the default)
   ovpnas.fleet.post_auth_script:
     src: /root/.ovpnas_fleet/post_auth.py
     validate_interpreter: /usr/bin/python3
-    backup: true
   register: loaded
-  notify: Apply Access Server configuration
+  notify: ovpnas_fleet_apply
 
 - name: Load a small script given inline
   ovpnas.fleet.post_auth_script:
@@ -101,20 +102,19 @@ EXAMPLES = r"""
 
       def post_auth(authcred, attributes, authret, info):
           return authret
-  notify: Apply Access Server configuration
+  notify: ovpnas_fleet_apply
 
 - name: Load a script that embeds a secret, masked in the diff and the results
   ovpnas.fleet.post_auth_script:
     src: /root/.ovpnas_fleet/post_auth.py
     secrets:
       - "{{ vault_duo_secret_key }}"
-  notify: Apply Access Server configuration
+  notify: ovpnas_fleet_apply
 
-- name: Remove the post-auth script
+- name: Remove the post-auth script, keeping a backup of it
   ovpnas.fleet.post_auth_script:
     state: absent
-    backup: true
-  notify: Apply Access Server configuration
+  notify: ovpnas_fleet_apply
 """
 
 RETURN = r"""

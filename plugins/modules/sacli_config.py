@@ -78,19 +78,21 @@ seealso:
 """
 
 EXAMPLES = r"""
+# ovpnas_fleet_apply is the handler topic of role ovpnas.fleet.apply (roles: [ovpnas.fleet.apply] in the play):
+# each changed server is started, gated and, where the gate fails, restored, once per play
 - name: Set several keys with one read of the configuration
   ovpnas.fleet.sacli_config:
     settings:
       vpn.client.routing.reroute_dns: true
       vpn.server.daemon.tcp.n_daemons: 2
       cs.https.port: 943
-  notify: Apply Access Server configuration
+  notify: ovpnas_fleet_apply
 
 - name: Load the host-checker query file that is already on the server
   ovpnas.fleet.sacli_config:
     key: vpn.client.app_verify
     value_file: /etc/openvpn_as/appver.txt
-  notify: Apply Access Server configuration
+  notify: ovpnas_fleet_apply
 
 - name: Set an LDAP bind password, masked in results
   ovpnas.fleet.sacli_config:
@@ -99,7 +101,7 @@ EXAMPLES = r"""
     secret_keys:
       - auth.ldap.*.bind_pw
   no_log: true
-  notify: Apply Access Server configuration
+  notify: ovpnas_fleet_apply
 
 - name: Remove keys
   ovpnas.fleet.sacli_config:
@@ -107,7 +109,7 @@ EXAMPLES = r"""
       - vpn.client.app_verify
       - auth.ldap.0.add_req
     state: absent
-  notify: Apply Access Server configuration
+  notify: ovpnas_fleet_apply
 
 - name: Set the sacli path once for every module of the collection
   module_defaults:

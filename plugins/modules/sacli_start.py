@@ -83,15 +83,11 @@ seealso:
 """
 
 EXAMPLES = r"""
-# handlers/main.yml
-- name: Apply Access Server configuration
-  ovpnas.fleet.sacli_start:
-    wait_timeout: 180
-  listen: ovpnas_fleet_apply
-
-# a task that restarts right away and reports what restarted
+# the collection's handler (topic ovpnas_fleet_apply, role ovpnas.fleet.apply) runs this module, then gates and,
+# where the gate fails, restores; a task that restarts right away and reports what restarted:
 - name: Apply the configuration now
   ovpnas.fleet.sacli_start:
+    wait_timeout: 180
   register: applied
 
 - name: Show the restarted services

@@ -79,6 +79,8 @@ seealso:
 """
 
 EXAMPLES = r"""
+# ovpnas_fleet_apply is the handler topic of role ovpnas.fleet.apply (roles: [ovpnas.fleet.apply] in the play):
+# each changed server is started, gated and, where the gate fails, restored, once per play
 - name: Pin alice to two devices and drop any other registration
   ovpnas.fleet.sacli_userprop:
     name: alice
@@ -94,7 +96,7 @@ EXAMPLES = r"""
     properties:
       prop_autologin: false
       prop_reroute_gw_override: dns_only
-  notify: Apply Access Server configuration
+  notify: ovpnas_fleet_apply
 
 - name: Registry for many users in one read
   ovpnas.fleet.sacli_userprop:

@@ -54,10 +54,10 @@ options:
         V(post_auth) fills O(post_auth), O(users), O(users_exclusive_prefixes) and O(backup) (its choice wins over
         the host_checker role's), and adds its secret keys to O(secret_keys). Options given explicitly win, except
         O(secret_keys), which adds to the composed keys.
-      - With V(post_auth), the server is first asked for the identity of its live script (the sha256 of the
-        collection version, the code that renders the script, the settings and the policy cases, written into
-        the script's header under a seal that covers the whole text). Only where that differs is the script
-        rendered and the task run again with it, which costs a second read on that server.
+      - With V(post_auth), the script is rendered on the controller and sent with its identity (what it does: the
+        sha256 of its text without its C(# ovpnas.fleet.<field>:) header lines). A live script with the same
+        identity, whichever release wrote it, is left as it is. With O(probe), only the identity is sent, which
+        the controller keeps per distinct set of settings, so a probe renders nothing once it is known.
       - Handled by the action plugin on the controller; C(playbooks/deploy_postauth.yml) uses it.
     type: list
     elements: str
@@ -281,12 +281,15 @@ differs:
 live:
   description:
     - What is live, for a drift audit; RV(post_auth) and RV(app_verify) hold the wanted sha256 (C(sha256_after)).
+    - C(post_auth.identity) is what the live script does (the sha256 of its text without its header fields), the
+      value compared with the wanted script's; C(post_auth.header) holds the header fields the script declares, and
+      C(post_auth.sealed) whether its seal holds (the text is as the collection wrote it).
     - C(applied) is when the start that applied the live script ran, as recorded by M(ovpnas.fleet.sacli_start);
       null when the live script is not one this collection applied.
   returned: when O(report=true)
   type: dict
   sample:
-    post_auth: {sha256: 89e6c98d9288, header: {version: 0.1.0, identity: 5f1c}, sealed: true}
+    post_auth: {sha256: 89e6c98d9288, header: {version: 0.1.0, identity: 5f1c}, identity: 5f1c, sealed: true}
     app_verify: {sha256: 0c2d5e7f}
     applied: "2026-12-01T08:00:00Z"
 standby:

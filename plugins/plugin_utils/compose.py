@@ -45,9 +45,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TEMPLATE = os.path.join(ROOT, "templates", "post_auth", "frame.py.j2")
 HARNESS = os.path.join(ROOT, "roles", "post_auth", "files", "policy_harness.py")
 # what turns settings into the script's text, besides the templates: the literal renderer, the
-# capabilities (their titles, messages and what the frame renders for them), the builder and this file
+# capabilities (their titles, messages and what the frame renders for them), the builder, this file and the
+# script format (which fills in the identity)
 RENDERERS = tuple(os.path.join(ROOT, "plugins", *parts) for parts in (
-    ("filter", "pyliteral.py"), ("plugin_utils", "post_auth.py"), ("plugin_utils", "compose.py"))) + capabilities.FILES
+    ("filter", "pyliteral.py"), ("plugin_utils", "post_auth.py"), ("plugin_utils", "compose.py"),
+    ("module_utils", "script_format.py"))) + capabilities.FILES
 ROLES = ("host_checker", "post_auth")
 # the rendering engine: another version may render the same templates differently
 RENDERER_VERSIONS = {"ansible-core": ansible_version, "jinja2": jinja2.__version__}

@@ -21,15 +21,12 @@ from ansible_collections.ovpnas.fleet.plugins.plugin_utils.capabilities import (
 )
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils.checks import fail, mapping, shown
 
-# every message a script may show, by key, with its default text: the registry's
-DEFAULT_MESSAGES = MESSAGES
-
 
 def _messages(overrides, enabled):
     for key, value in mapping(overrides, "post_auth_messages").items():
-        if key not in DEFAULT_MESSAGES:
+        if key not in MESSAGES:
             fail("post_auth_messages",
-                 "unknown message %s (known: %s)" % (shown(key), ", ".join(sorted(DEFAULT_MESSAGES))))
+                 "unknown message %s (known: %s)" % (shown(key), ", ".join(sorted(MESSAGES))))
         if not isinstance(value, str) or not value.strip():
             fail("post_auth_messages.%s" % key, "must be a non-empty string")
     # the script carries only the messages it can show

@@ -36,8 +36,9 @@ def test_five_keys_on_ten_hosts(make_fleet, tmp_path):
         assert commands.count("ConfigQuery") == 1, name
         # reroute_dns is already true on a new server: four keys differ
         assert commands[1:5] == ["ConfigPut"] * 4, name
-        assert commands[5] == "start" and commands.count("start") == 1, name
-        assert set(commands[6:]) == {"status"}, name
+        # the handler: the clients counted, one start, the services' status polled and gated
+        assert commands[5:].count("start") == 1 and commands.count("start") == 1, name
+        assert set(commands[5:]) == {"VPNSummary", "start", "status"}, name
         assert server.config()["auth.ldap.0.bind_pw"] == SECRET
         server.reset_calls()
 

@@ -82,7 +82,8 @@ def new_release(top, version="9.8.7"):
         with open(path) as handle:
             text = handle.read()
         with open(path, "w") as handle:
-            handle.write(re.sub(pattern, pattern.split(":", maxsplit=1)[0].lstrip("^") + ": " + version, text, flags=re.M))
+            field = pattern.split(":", maxsplit=1)[0].lstrip("^")
+            handle.write(re.sub(pattern, field + ": " + version, text, flags=re.M))
     return touched
 
 

@@ -6,7 +6,7 @@ import hashlib
 import pytest
 from test_settings import params, post_auth_settings, post_auth_user_properties, refusal
 
-from ansible_collections.ovpnas.fleet.plugins.plugin_utils.post_auth import DEFAULT_MESSAGES
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.capabilities import MESSAGES
 
 SKEY = "duo-skey-0123456789abcdefghijklmnopqrstuv"
 HASH = "pbkdf2_sha256$100000$salt$" + base64.b64encode(
@@ -128,4 +128,4 @@ def test_features_in_chain_order():
                          ids=["duo", "custom_auth", "challenge"])
 def test_each_capability_carries_its_messages(values, prefix):
     messages = post_auth_settings(values)["settings"]["messages"]
-    assert set(messages) == {"internal_error"} | {key for key in DEFAULT_MESSAGES if key.startswith(prefix)}
+    assert set(messages) == {"internal_error"} | {key for key in MESSAGES if key.startswith(prefix)}

@@ -6,6 +6,7 @@ import os
 import pytest
 import yaml
 
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.capabilities import MESSAGES
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils.compose import (
     ComposeError,
     checked,
@@ -13,7 +14,6 @@ from ansible_collections.ovpnas.fleet.plugins.plugin_utils.compose import (
     settings_of,
     unprefixed,
 )
-from ansible_collections.ovpnas.fleet.plugins.plugin_utils.post_auth import DEFAULT_MESSAGES
 
 
 def post_auth_variables(params):
@@ -637,12 +637,12 @@ def test_messages_merged_with_defaults():
     assert messages["group_denied"] == "Ask the help desk."
     assert messages["internal_error"] == "Authentication failed. Please contact your administrator."
     assert set(messages) == {"internal_error"}.union(*CAPABILITY_MESSAGES.values())
-    assert all(messages[k] == DEFAULT_MESSAGES[k] for k in messages if k != "group_denied")
+    assert all(messages[k] == MESSAGES[k] for k in messages if k != "group_denied")
 
 
 @pytest.mark.parametrize("feature", sorted(CAPABILITY_MESSAGES))
 def test_a_script_carries_the_messages_of_its_capabilities_only(feature):
-    overrides = {key: "custom %s" % key for key in DEFAULT_MESSAGES}
+    overrides = {key: "custom %s" % key for key in MESSAGES}
     values = {"group_mapping": mapping, "device_pinning": pinning, "host_checker": checker}[feature](messages=overrides)
     messages = settings(values)["messages"]
     assert set(messages) == {"internal_error"} | CAPABILITY_MESSAGES[feature]
@@ -652,7 +652,7 @@ def test_a_script_carries_the_messages_of_its_capabilities_only(feature):
 def test_without_capabilities_only_the_internal_error_message():
     # an override for a capability that is off is still checked, and left out
     result = settings(params(messages={"group_denied": "Ask the help desk.", "duo_denied": "No."}))
-    assert result["messages"] == {"internal_error": DEFAULT_MESSAGES["internal_error"]}
+    assert result["messages"] == {"internal_error": MESSAGES["internal_error"]}
 
 
 # --- features and flags ----------------------------------------------------------------------------------------------
