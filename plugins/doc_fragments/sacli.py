@@ -98,8 +98,10 @@ notes:
     lock on O(state_dir) from its read to its last write, so two runs at once never mix their changes; a check-mode
     run holds it shared.
   - A change that needs C(sacli start) leaves a pending-apply record in O(state_dir) before its first write.
-    Only M(ovpnas.fleet.sacli_start) with every service up removes it; until then, every run of
-    M(ovpnas.fleet.server_state) reports the server as changed, so a failed or skipped start is never forgotten.
+    Only M(ovpnas.fleet.sacli_start) with every service up removes it, or, in the collection's handler, the gate
+    after that start (M(ovpnas.fleet.auth_check) with O(ovpnas.fleet.auth_check#module:settle=true)); until then,
+    every run of M(ovpnas.fleet.server_state) reports the server as changed, so a failed, skipped or ungated start
+    (a run killed between the start and the gate) is never forgotten.
   - When a write fails, the writes made before it are undone, the last first, and the failure says so; the
     pending-apply record is then left as it was before the run.
   - After the writes, C(last_change.json) in O(state_dir) (mode 0600) records what takes them back, for

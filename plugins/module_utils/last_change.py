@@ -20,7 +20,13 @@ import json
 import os
 import time
 
-from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import private_dir, write_private
+from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import (
+    clear_pending,
+    private_dir,
+    read_pending,
+    write_pending,
+    write_private,
+)
 from ansible_collections.ovpnas.fleet.plugins.module_utils.userprops import put_order
 
 LAST_CHANGE = "last_change.json"
@@ -83,6 +89,28 @@ def record_applied(directory, record):
     applied = dict(record or {}, applied=now())
     write_private(os.path.join(private_dir(directory), APPLIED), json.dumps(applied, sort_keys=True))
     return applied
+
+
+def settle(module, directory, record=None):
+    """The change is applied and passed its checks: note it (the pending record's, else ``record``) in
+    ``applied.json`` and remove the pending record; return whether there was one."""
+    try:
+        record_applied(directory, read_pending(directory) or record)
+    except OSError as exc:
+        module.warn("cannot note the start in %s: %s" % (directory, exc))
+    return clear_pending(directory)
+
+
+def mark_started(module, directory):
+    """Note on the pending record that ``sacli start`` applied it, and keep it until a gate settles it."""
+    pending = read_pending(directory)
+    if pending is None:
+        return False
+    try:
+        write_pending(directory, dict(pending, started=now()))
+    except OSError as exc:
+        module.warn("cannot note the start in %s: %s" % (directory, exc))
+    return True
 
 
 def read_applied(directory):

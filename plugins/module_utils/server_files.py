@@ -9,7 +9,8 @@ path), mode 0700, files 0600:
 
 * ``lock``: a run holds it (flock) from its read to its last write, so two runs never mix;
 * ``pending_apply.json``: written before a change that needs ``sacli start``, removed only
-  after a start with every service up, so a failed or skipped start is never forgotten;
+  after a start with every service up (or, for a gated start, after its gate passed), so a
+  failed, skipped or ungated start is never forgotten;
 * ``staging/``: private copies of what a run tests or loads, removed when the run ends, and by
   the next run when a killed run left them behind;
 * ``backups/``: the previous script and query file;

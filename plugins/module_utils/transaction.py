@@ -15,7 +15,8 @@ server_restore, whose plan is the undo of the last change) goes through here, wi
   (``vpn.client.app_verify``) is replaced or removed, its live text is saved in the backup folder
   (mode 0600), when ``backup`` is on (the default of every module).
 * **Pending record**: before the first write of a change that ``sacli start`` must apply,
-  ``pending_apply.json`` names it; only a start with every service up removes it.
+  ``pending_apply.json`` names it; only a start with every service up (in the collection's
+  handler: the gate after it) removes it.
 * **Undo**: when a write fails, the writes made before it are taken back, the last first, and the
   pending record is left as it was before the run; the failure says what was undone.
 * **Last change**: after the writes, ``last_change.json`` records what takes them back, for

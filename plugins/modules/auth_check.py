@@ -40,7 +40,8 @@ attributes:
     support: full
     details:
       - The module only reads; it never reports a change. A post-auth script may still record something on
-        each login (its C(proplist_save)), as it does for every real login.
+        each login (its C(proplist_save)), as it does for every real login. O(settle) removes the collection's own
+        pending-apply record, not part of the server's configuration.
 options:
   authcli_path:
     description:
@@ -118,6 +119,26 @@ options:
             description:
               - A text the returned C(reason) must contain (case-sensitive).
             type: str
+  settle:
+    description:
+      - When every check passed, settle the change the start before this gate applied (M(ovpnas.fleet.sacli_start)
+        with O(ovpnas.fleet.sacli_start#module:gated=true)): remove the pending-apply record of O(state_dir) and
+        note in C(applied.json) what was applied (the record's, else O(record)). Until then the change stays
+        pending, and the next run starts and gates it again.
+      - The collection's handler (topic C(ovpnas_fleet_apply)) gates with it. Nothing is settled in check mode or
+        when a check fails.
+    type: bool
+    default: false
+  record:
+    description:
+      - With O(settle), what was applied when no pending-apply record names it; for example the sha256 of the
+        script a cluster's writer loaded.
+    type: dict
+  state_dir:
+    description:
+      - With O(settle), the folder of the pending-apply record.
+      - Defaults to C(etc/ovpnas_fleet) under the Access Server folder, found from O(sacli_path).
+    type: path
 notes:
   - The options O(logins[].client_info), O(logins[].hw_addr) and O(logins[].web) are passed as C(--client-info),
     C(--hw-addr) and C(--web) only when they are set. The project's Access Server emulator has them; whether the
@@ -171,6 +192,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+pending_apply_cleared:
+  description: With O(settle), whether a pending-apply record was removed.
+  returned: when O(settle=true) and every check passed
+  type: bool
+  sample: true
 logins:
   description:
     - What each login returned, in the order of O(logins); empty in check mode and when a service is down.
@@ -256,6 +282,7 @@ import shlex
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ovpnas.fleet.plugins.module_utils.authcli import run_at_prompt
+from ansible_collections.ovpnas.fleet.plugins.module_utils.last_change import settle
 from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     SacliError,
     SacliRunner,
@@ -263,6 +290,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     sacli_argument_spec,
     services_not_up,
 )
+from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import fleet_dir
 
 # one line of authcli's answer: "  name : value"
 FIELD = re.compile(r"^[ \t]+([A-Za-z_][A-Za-z0-9_]*) :(?: (.*))?$")
@@ -499,6 +527,9 @@ def main():
                 ),
             ),
         ),
+        settle=dict(type="bool", default=False),
+        record=dict(type="dict"),
+        state_dir=dict(type="path"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
@@ -540,6 +571,10 @@ def main():
     if logins:
         parts.append("%d login%s as expected" % (len(logins), "" if len(logins) == 1 else "s"))
     result["msg"] = "; ".join(parts) or "nothing to check"
+    if params["settle"]:
+        # the change the start applied passed its gate
+        result["pending_apply_cleared"] = settle(module, params["state_dir"] or fleet_dir(runner.path),
+                                                 params["record"])
     module.exit_json(**result)
 
 

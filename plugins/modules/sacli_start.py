@@ -67,9 +67,18 @@ options:
   state_dir:
     description:
       - The folder where M(ovpnas.fleet.server_state) keeps its pending-apply record; a start after which every
-        service is on removes the record and notes in C(applied.json) what it applied.
+        service is on removes the record and notes in C(applied.json) what it applied (with O(gated=true), the gate
+        does).
       - Defaults to C(etc/ovpnas_fleet) under the Access Server folder, found from O(sacli_path).
     type: path
+  gated:
+    description:
+      - A gate follows this start (M(ovpnas.fleet.auth_check) with O(ovpnas.fleet.auth_check#module:settle=true)),
+        as in the collection's handler. The pending-apply record then stays, noted as started, until the gate has
+        passed, so that a run killed between the start and the gate (or whose gate failed) leaves the change
+        pending: the next run starts and gates it again. O(record) is then the gate's to note.
+    type: bool
+    default: false
 notes:
   - The C(errors) object of C(start) holds C([severity, message]) entries per service. Entries with severity
     C(info), C(debug) or C(notice) are reported in RV(messages) and do not fail the task; anything else does,
@@ -109,7 +118,9 @@ standby:
   type: bool
   sample: true
 pending_apply_cleared:
-  description: Whether a pending-apply record of M(ovpnas.fleet.server_state) was removed, every service being up.
+  description:
+    - Whether a pending-apply record of M(ovpnas.fleet.server_state) was removed, every service being up (never with
+      O(gated=true): the gate removes it).
   returned: when every service was seen up
   type: bool
   sample: true
@@ -167,7 +178,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ovpnas.fleet.plugins.module_utils.last_change import record_applied
+from ansible_collections.ovpnas.fleet.plugins.module_utils.last_change import mark_started, settle
 from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     SacliError,
     SacliRunner,
@@ -177,12 +188,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     services_not_up,
     split_start_errors,
 )
-from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import (
-    clear_pending,
-    fleet_dir,
-    read_pending,
-    standby_reason,
-)
+from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import fleet_dir, standby_reason
 
 
 def vpn_clients(module, runner):
@@ -241,6 +247,7 @@ def main():
         report_clients=dict(type="bool", default=False),
         record=dict(type="dict"),
         state_dir=dict(type="path"),
+        gated=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     runner = SacliRunner(module)
@@ -285,13 +292,13 @@ def main():
         result.update(service_status=status.get("service_status"), status_checks=checks)
     elif services_not_up(output):
         module.exit_json(**result)
-    # every service is up: the change a run recorded as pending is applied
+    # every service is up: the change a run recorded as pending is applied (once its gate passed, when gated)
     directory = module.params["state_dir"] or fleet_dir(runner.path)
-    try:
-        record_applied(directory, read_pending(directory) or module.params["record"])
-    except OSError as exc:
-        module.warn("cannot note the start in %s: %s" % (directory, exc))
-    result["pending_apply_cleared"] = clear_pending(directory)
+    if module.params["gated"]:
+        mark_started(module, directory)
+        result["pending_apply_cleared"] = False
+    else:
+        result["pending_apply_cleared"] = settle(module, directory, module.params["record"])
     module.exit_json(**result)
 
 

@@ -207,6 +207,54 @@ def test_a_killed_run_is_completed_by_the_next(make_fleet, tmp_path):
     assert not os.path.exists(pending) and os.listdir(staging) == []
 
 
+def test_a_run_killed_during_start_leaves_the_change_to_its_gate(make_fleet, tmp_path):
+    """SIGKILL to the whole run while the canary's start hangs: the start still ends (Ansible's worker outlives the
+    run), but the change stays pending, ungated; the next run gates it, and restores it where the gate fails."""
+    fleet, inventory, _a, _b = fleet_with_a(make_fleet, tmp_path, 1)
+    server = fleet["as01"]
+    a_script = state(server)["script"]
+    server.set_password("alice", "alice-pw")
+    # alice's laptop, registered in A; B registers another address, so B refuses her: a bad change
+    canary = {"name": "alice's laptop", "user": "alice", "password": "alice-pw", "hw_addr": "00:11:22:33:44:55",
+              "client_info": {"IV_PLAT": "win", "UV_APPVER_FIREFOX": "128.0", "UV_APPVER_DEFENDER": "4.18"}}
+    b_gated = write_vars(tmp_path / "b-gated.json", ovpnas_sacli_timeout=120, ovpnas_start_wait_timeout=20,
+                         rollout_restore=True, rollout_canary_logins=[canary], **B)
+    server.set_fault("start", action="hang", seconds=8, times=1)
+    server.reset_calls()
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               PATH=ANSIBLE_BIN + os.pathsep + os.environ.get("PATH", ""))
+    proc = subprocess.Popen([os.path.join(ANSIBLE_BIN, "ansible-playbook"), "-i", inventory, DEPLOY, "-e", b_gated],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    # the clients are counted just before the start
+    while "VPNSummary" not in server.commands():
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+        time.sleep(0.2)
+    time.sleep(1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    pending = os.path.join(server.path, "etc", "ovpnas_fleet", "pending_apply.json")
+    while "start" not in server.commands():
+        assert time.monotonic() < deadline, "the start never ended"
+        time.sleep(0.2)
+    time.sleep(1)
+    # the bad change is live, and not forgotten: its record stands, noted as started, never gated
+    assert state(server)["script"] != a_script
+    with open(pending) as handle:
+        assert json.load(handle).get("started")
+    assert server.commands("authcli") == []
+    server.root.clear_faults()
+    server.reset_calls()
+
+    result, hosts = deploy(inventory, b_gated)
+    assert result.returncode != 0 and hosts["as01"]["failed"] == 1, result.stdout
+    assert "the previous configuration is live again" in " ".join(result.stdout.split()), result.stdout
+    assert state(server)["script"] == a_script
+    assert server.commands("authcli") == ["authenticate", "authenticate"], "gated, then gated again after the restore"
+    assert not os.path.exists(pending), "the restore passed its gate"
+
+
 def test_two_runs_at_once_never_mix(make_fleet, tmp_path):
     """A and B at once on one server, three times: one waits for the other, and one inventory is live whole."""
     fleet = make_fleet(3)

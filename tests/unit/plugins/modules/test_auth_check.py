@@ -433,3 +433,50 @@ def test_refused_logins(users, run_module, entry, message):
     assert result["failed"] is True
     assert message in result["msg"]
     assert users.root.calls() == []
+
+
+# settling the change the start applied --------------------------------------------------------
+
+def fleet_file(server, name):
+    return os.path.join(server.path, "etc", "ovpnas_fleet", name)
+
+
+def pending_change(server):
+    record = {"since": "2026-12-01T08:00:00Z", "changes": [KEY], "sha256": {KEY: "from-pending"},
+              "started": "2026-12-01T08:01:00Z"}
+    os.makedirs(os.path.dirname(fleet_file(server, "pending_apply.json")), mode=0o700, exist_ok=True)
+    with open(fleet_file(server, "pending_apply.json"), "w") as handle:
+        json.dump(record, handle)
+    return record
+
+
+def test_a_passed_gate_settles_the_pending_change(users, run_module, tmp_path):
+    deploy(users, tmp_path, POLICY)
+    record = pending_change(users)
+    result = run(run_module, users, logins=[login()], settle=True, record={"sha256": {KEY: "from-record"}})
+    assert result["failed"] is False and result["changed"] is False, result
+    assert result["pending_apply_cleared"] is True
+    assert not os.path.exists(fleet_file(users, "pending_apply.json"))
+    with open(fleet_file(users, "applied.json")) as handle:
+        applied = json.load(handle)
+    assert applied == dict(record, applied=applied["applied"])
+
+
+def test_without_a_pending_change_the_record_is_noted(users, run_module, tmp_path):
+    deploy(users, tmp_path, POLICY)
+    result = run(run_module, users, settle=True, record={"sha256": {KEY: "from-record"}})
+    assert result["failed"] is False and result["pending_apply_cleared"] is False, result
+    with open(fleet_file(users, "applied.json")) as handle:
+        assert json.load(handle)["sha256"] == {KEY: "from-record"}
+
+
+@pytest.mark.parametrize("check_mode", [False, True], ids=["failed", "check"])
+def test_a_failed_or_checked_gate_settles_nothing(users, run_module, tmp_path, check_mode):
+    deploy(users, tmp_path, POLICY)
+    record = pending_change(users)
+    result = run(run_module, users, check_mode=check_mode, logins=[login(password="wrong")], settle=True)
+    assert result["failed"] is not check_mode, result
+    assert "pending_apply_cleared" not in result
+    with open(fleet_file(users, "pending_apply.json")) as handle:
+        assert json.load(handle) == record
+    assert not os.path.exists(fleet_file(users, "applied.json"))

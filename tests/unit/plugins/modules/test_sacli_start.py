@@ -257,6 +257,18 @@ def test_a_pending_record_wins_over_record(server, run_module):
     assert applied == dict(pending, applied=applied["applied"])
 
 
+def test_a_gated_start_keeps_the_pending_record_for_its_gate(server, run_module):
+    pending = {"since": "2026-12-01T08:00:00Z", "changes": ["auth.module.post_auth_script"],
+               "sha256": {"auth.module.post_auth_script": "from-pending"}}
+    write_pending(server, pending)
+    result = run(run_module, server, gated=True, record={"sha256": {}})
+    assert not result["failed"], result
+    assert result["pending_apply_cleared"] is False
+    kept = read_json(fleet_file(server, "pending_apply.json"))
+    assert kept == dict(pending, started=kept["started"]) and kept["started"]
+    assert not os.path.exists(fleet_file(server, "applied.json")), "the gate notes what was applied"
+
+
 @pytest.mark.parametrize(
     "fault",
     [
