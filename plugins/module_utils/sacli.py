@@ -64,6 +64,10 @@ class SacliError(Exception):
         return result
 
 
+class SacliArgumentError(SacliError):
+    """A key or user name that cannot be given to sacli as it is; nothing was run."""
+
+
 class SacliNotFoundError(SacliError):
     """sacli is not at the configured path."""
 
@@ -214,6 +218,29 @@ WRITE_ANSWER = re.compile(r"^\[\s*True\s*(,.*)?\]$", re.DOTALL)
 # --- the runner -----------------------------------------------------------------
 
 
+# the longest key or user name given to sacli: far above any real one, far below what a command line holds
+NAME_LIMIT = 4096
+
+
+def bad_name(name):
+    """Why ``name`` (a configuration key, a user or property name) cannot be given to sacli, or None."""
+    if not isinstance(name, str) or not name:
+        return "is empty"
+    if name.startswith("-"):
+        return "starts with '-', which sacli would read as an option"
+    if any(ord(char) < 32 or ord(char) == 127 for char in name):
+        return "holds a control character"
+    if len(name) > NAME_LIMIT:
+        return "is longer than %d characters" % NAME_LIMIT
+    return None
+
+
+def shown_name(name):
+    """A name as messages show it: quoted, control characters escaped, at most 60 characters."""
+    text = repr(name[:60]) if isinstance(name, str) else repr(name)
+    return text + ("..." if isinstance(name, str) and len(name) > 60 else "")
+
+
 class SacliRunner:
     """Runs sacli for one module invocation and records what it ran."""
 
@@ -268,6 +295,11 @@ class SacliRunner:
         afterwards; ``value_path`` names an existing file to pass instead.
         """
         self._check_path()
+        for what, name in (("key", key), ("user", user), ("user filter", pfilt)):
+            why = None if name is None else bad_name(name)
+            if why:
+                raise SacliArgumentError("sacli %s: the %s name %s %s; it was not run" % (command, what,
+                                                                                         shown_name(name), why))
         temp = None
         try:
             if value is not None:
@@ -276,11 +308,17 @@ class SacliRunner:
                     handle.write(value.encode("utf-8"))
                 value_path = temp
             argv = self.argv(command, key, user, pfilt, value_path)
-            rc, out, err = self.module.run_command(
-                argv,
-                check_rc=False,
-                environ_update=dict(LC_ALL="C", LANG="C", LC_MESSAGES="C"),
-            )
+            try:
+                rc, out, err = self.module.run_command(
+                    argv,
+                    check_rc=False,
+                    environ_update=dict(LC_ALL="C", LANG="C", LC_MESSAGES="C"),
+                    handle_exceptions=False,
+                )
+            except (OSError, ValueError) as exc:
+                # a failure to run is a failed call like any other: the caller undoes what it wrote before
+                raise SacliCommandError("cannot run sacli %s: %s" % (command, exc),
+                                        self.describe(command, key, user, pfilt, value_path is not None)) from None
         finally:
             if temp is not None and os.path.exists(temp):
                 os.unlink(temp)

@@ -33,8 +33,10 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.last_change import re
 from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     MANAGED_KEYS,
     SacliError,
+    bad_name,
     fail_from_error,
     same_value,
+    shown_name,
 )
 from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import sha256_text
 from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import (
@@ -110,6 +112,19 @@ class Plan:
         """Whether ``sacli start`` must apply the plan (private user properties take effect at the next login)."""
         return bool(self.keys) or any(needs_restart(p, d) or a for p, d, a in self.user_writes.values())
 
+    def bad_names(self):
+        """Why names the plan would give to sacli cannot be given (option-like, control characters, too long)."""
+        names = [("key", key) for key in sorted(self.keys)] + [("user", name) for name in sorted(self.user_writes)]
+        for name in sorted(self.user_writes):
+            puts, deletes, _delete_all = self.user_writes[name]
+            names += [("property", key) for key in sorted(puts) + sorted(deletes)]
+        problems = []
+        for what, name in names:
+            why = bad_name(name)
+            if why:
+                problems.append("the %s name %s %s" % (what, shown_name(name), why))
+        return problems
+
     def changes(self):
         """The names the plan changes: keys, then users."""
         return sorted(self.keys) + sorted(self.user_writes)
@@ -183,6 +198,14 @@ class Plan:
             raise
 
 
+def refuse_bad_names(module, plan, result, pending=None):
+    """Fail, before anything is written (also in check mode), when the plan holds a name sacli cannot be given."""
+    problems = plan.bad_names()
+    if problems:
+        module.fail_json(msg="%s; nothing was changed" % "; ".join(problems),
+                         **dict(result, changed=bool(pending), commands=[]))
+
+
 def commit(module, directory, plan, result, run=None):
     """Make the writes of ``plan`` (outside check mode): backups, pending record, writes with undo, last change.
 
@@ -191,6 +214,7 @@ def commit(module, directory, plan, result, run=None):
     """
     params = module.params
     pending = read_pending(directory)
+    refuse_bad_names(module, plan, result, pending)
     backups = {}
     if params["backup"]:
         folder = params["backup_dir"] or os.path.join(directory, "backups")

@@ -170,6 +170,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.transaction import (
     Plan,
     commit,
     locked,
+    refuse_bad_names,
     write_argument_spec,
 )
 
@@ -256,6 +257,7 @@ def converge(module, runner, directory, desired, is_secret):
     plan = Plan(runner, current)
     for key, value in desired.items():
         plan.set_key(key, value)
+    refuse_bad_names(module, plan, result)
     changed = sorted(plan.keys)
     result.update(changed=bool(changed), changed_keys=changed, restart_required=bool(changed), commands=plan.commands())
     if module._diff:

@@ -154,6 +154,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.transaction import (
     Plan,
     commit,
     locked,
+    refuse_bad_names,
     write_argument_spec,
 )
 
@@ -219,6 +220,7 @@ def converge(module, runner, directory, desired):
 
     plan = Plan(runner, users=current)
     plan.set_users(desired, params["state"] == "present", params["exclusive_prefixes"], params["kind"])
+    refuse_bad_names(module, plan, result)
     result.update(changed=not plan.empty, changed_users=sorted(plan.user_writes), commands=plan.commands(),
                   restart_required=plan.restart_required)
     if module._diff:

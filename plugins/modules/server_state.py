@@ -362,6 +362,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.transaction import (
     Plan,
     commit,
     locked,
+    refuse_bad_names,
     write_argument_spec,
 )
 
@@ -574,6 +575,7 @@ def converge(module, runner, directory, staged, wanted, is_secret):
             result["post_auth"]["differing_lines"] = script_diff(config[POST_AUTH_KEY], plan.keys[POST_AUTH_KEY])
     if not (plan.keys or plan.user_writes):
         module.exit_json(**result)
+    refuse_bad_names(module, plan, result, pending)
 
     if plan.keys.get(POST_AUTH_KEY) is not None and not (params["report"] and module.check_mode):
         post_auth = params["post_auth"]

@@ -56,7 +56,10 @@ class FakeModule:
     def get_bin_path(self, name, required=False):
         return "/usr/bin/timeout" if self.has_timeout_bin and name == "timeout" else None
 
-    def run_command(self, argv, check_rc=False, environ_update=None):
+    def run_command(self, argv, check_rc=False, environ_update=None, handle_exceptions=True):
+        assert handle_exceptions is False, "an exec error must reach the runner, not end the module"
+        if isinstance(self.outputs[0] if self.outputs else None, Exception):
+            raise self.outputs.pop(0)
         value_file = next((a.split("=", 1)[1] for a in argv if a.startswith("--value_file=")), None)
         content = mode = None
         if value_file is not None and os.path.exists(value_file):
@@ -323,3 +326,33 @@ def test_a_write_that_answers_something_else_fails(out, fails):
     else:
         runner.config_del("host.name")
     assert module.run_command.call_args[0][0][-3:] == ["--key", "host.name", "ConfigDel"]
+
+
+@pytest.mark.parametrize(
+    "method, args, message",
+    [
+        ("config_put", ("--user=root", "x"), "the key name '--user=root' starts with '-'"),
+        ("config_del", ("host.name\n--key",), "the key name 'host.name\\n--key' holds a control character"),
+        ("userprop_put", ("-alice", "pvt_hw_addr", "00:11"), "the user name '-alice' starts with '-'"),
+        ("config_put", ("k" * 5000, "x"), "is longer than 4096 characters"),
+        ("config_put", ("", "x"), "the key name '' is empty"),
+    ],
+    ids=["option-key", "newline-key", "option-user", "long-key", "empty-key"],
+)
+def test_a_name_sacli_cannot_take_is_refused_before_it_runs(fake, method, args, message):
+    runner = SacliRunner(fake)
+    with pytest.raises(sacli_utils.SacliError) as info:
+        getattr(runner, method)(*args)
+    assert message in info.value.msg and info.value.msg.endswith("it was not run"), info.value.msg
+    assert fake.seen == [] and runner.commands == []
+
+
+@pytest.mark.parametrize("error", [OSError(7, "Argument list too long"), ValueError("embedded null byte")],
+                         ids=["E2BIG", "NUL"])
+def test_a_command_that_cannot_run_is_a_failed_call(fake, error):
+    fake.outputs = [error]
+    runner = SacliRunner(fake)
+    with pytest.raises(sacli_utils.SacliError) as info:
+        runner.config_put("host.name", "x")
+    assert info.value.msg.startswith("cannot run sacli ConfigPut: ") and str(error) in info.value.msg
+    assert info.value.cmd == "sacli --key host.name --value_file=<private file> ConfigPut"

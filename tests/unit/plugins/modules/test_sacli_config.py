@@ -156,3 +156,14 @@ def test_hanging_configquery_times_out(server, run_module):
     assert "did not finish within 1 seconds" in result["msg"]
     assert result["rc"] == 124
     assert "ConfigPut" not in server.commands()
+
+
+@pytest.mark.parametrize("check_mode", [False, True], ids=["real", "check"])
+def test_a_key_that_looks_like_an_option_is_refused_before_any_write(server, run_module, check_mode):
+    before = server.config()
+    result = run(run_module, server, check_mode=check_mode,
+                 settings={"host.name": "vpn.example.com", "--user=root": "x"})
+    assert result["failed"] is True and result["changed"] is False, result
+    assert "the key name '--user=root' starts with '-'" in result["msg"] and "nothing was changed" in result["msg"]
+    assert server.commands() == ["ConfigQuery"]
+    assert server.config() == before

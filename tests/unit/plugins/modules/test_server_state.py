@@ -409,6 +409,18 @@ def test_a_state_folder_that_cannot_be_used_is_reported(server, run_module, tmp_
     assert server.commands() == []
 
 
+@pytest.mark.parametrize("check_mode", [False, True], ids=["real", "check"])
+def test_a_user_name_that_looks_like_an_option_is_refused_before_any_write(server, run_module, check_mode):
+    before = server.config(), server.userprops()
+    result = run(run_module, server, check_mode=check_mode,
+                 **everything(users={"alice": {"pvt_hw_addr": "00:11:22:33:44:55"}, "--user=root": {"type": "x"}}))
+    assert result["failed"] is True, result
+    assert "the user name '--user=root' starts with '-'" in result["msg"] and "nothing was changed" in result["msg"]
+    assert writes(server) == []
+    assert (server.config(), server.userprops()) == before
+    assert not os.path.exists(os.path.join(fleet_dir(server), "pending_apply.json"))
+
+
 def test_staging_is_private_and_a_killed_run_leaves_nothing(server, run_module):
     stale = os.path.join(fleet_dir(server), "staging", "tmpkilled")
     os.makedirs(stale)
