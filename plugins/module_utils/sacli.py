@@ -298,8 +298,8 @@ class SacliRunner:
         for what, name in (("key", key), ("user", user), ("user filter", pfilt)):
             why = None if name is None else bad_name(name)
             if why:
-                raise SacliArgumentError("sacli %s: the %s name %s %s; it was not run" % (command, what,
-                                                                                         shown_name(name), why))
+                message = "sacli %s: the %s name %s %s; it was not run" % (command, what, shown_name(name), why)
+                raise SacliArgumentError(message)
         temp = None
         try:
             if value is not None:
