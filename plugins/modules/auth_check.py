@@ -121,10 +121,10 @@ options:
             type: str
   settle:
     description:
-      - When every check passed, settle the change the start before this gate applied (M(ovpnas.fleet.sacli_start)
-        with O(ovpnas.fleet.sacli_start#module:gated=true)): remove the pending-apply record of O(state_dir) and
-        note in C(applied.json) what was applied (the record's, else O(record)). Until then the change stays
-        pending, and the next run starts and gates it again.
+      - When every check passed, remove the pending-apply record of O(state_dir) that the start before this gate
+        kept (M(ovpnas.fleet.sacli_start) with O(ovpnas.fleet.sacli_start#module:gated=true)), and note in
+        C(applied.json) what was applied (the record's, else O(record)). Until then the change stays pending, and
+        the next run starts and gates it again.
       - The collection's handler (topic C(ovpnas_fleet_apply)) gates with it. Nothing is settled in check mode or
         when a check fails.
     type: bool

@@ -76,7 +76,7 @@ options:
       - A gate follows this start (M(ovpnas.fleet.auth_check) with O(ovpnas.fleet.auth_check#module:settle=true)),
         as in the collection's handler. The pending-apply record then stays, noted as started, until the gate has
         passed, so that a run killed between the start and the gate (or whose gate failed) leaves the change
-        pending: the next run starts and gates it again. O(record) is then the gate's to note.
+        pending, and the next run starts and gates it again. O(record) is then the gate's to note.
     type: bool
     default: false
 notes:
@@ -120,7 +120,7 @@ standby:
 pending_apply_cleared:
   description:
     - Whether a pending-apply record of M(ovpnas.fleet.server_state) was removed, every service being up (never with
-      O(gated=true): the gate removes it).
+      O(gated=true), whose gate removes it).
   returned: when every service was seen up
   type: bool
   sample: true

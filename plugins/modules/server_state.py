@@ -54,8 +54,8 @@ options:
         V(post_auth) fills O(post_auth), O(users), O(users_exclusive_prefixes) and O(backup) (its choice wins over
         the host_checker role's), and adds its secret keys to O(secret_keys). Options given explicitly win, except
         O(secret_keys), which adds to the composed keys.
-      - With V(post_auth), the script is rendered on the controller and sent with its identity (what it does: the
-        sha256 of its text without its C(# ovpnas.fleet.<field>:) header lines). A live script with the same
+      - With V(post_auth), the script is rendered on the controller and sent with its identity (what it does, the
+        sha256 of its text without its C(# ovpnas.fleet.<field>) header lines). A live script with the same
         identity, whichever release wrote it, is left as it is. With O(probe), only the identity is sent, which
         the controller keeps per distinct set of settings, so a probe renders nothing once it is known.
       - Handled by the action plugin on the controller; C(playbooks/deploy_postauth.yml) uses it.
