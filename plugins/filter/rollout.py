@@ -169,9 +169,11 @@ def _row(host, hostvars, hosts):
     if failure:
         restored = record.get("restored") or {}
         restore_failure = record.get("restore_failure")
+        # the restore itself worked (a failed restore fails its task); starting or gating what it put back did not
+        after = ("; the previous configuration was restored, but starting and gating it again failed: %s"
+                 % restore_failure) if restore_failure else ""
         row.update(change="restored" if restored.get("changed") and not restore_failure else "FAILED",
-                   gate="FAILED", failure=failure + ("; restoring failed too: %s" % restore_failure
-                                                     if restore_failure else ""))
+                   gate="FAILED", failure=failure + after)
         if restored.get("script"):
             row["script"] = restored["script"][:12]
         return row, "failed"

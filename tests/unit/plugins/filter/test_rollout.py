@@ -343,7 +343,9 @@ def test_summary_of_a_batch_whose_gate_failed():
     assert rows["as03"]["change"] == "FAILED" and rows["as03"]["gate"] == "FAILED"
     # the failures name their node already
     assert lines[-3] == gate
-    assert lines[-2] == start + "; restoring failed too: as03: the gate failed: services not on after 120 seconds"
+    # as03's restore wrote; its start and gate again failed
+    assert lines[-2] == start + ("; the previous configuration was restored, but starting and gating it again "
+                                 "failed: as03: the gate failed: services not on after 120 seconds")
     assert lines[-1] == ("Total after batch 2 of 3: 3 of 10 hosts reached (1 changed, 2 failed); the rollout stops "
                          "here, 7 hosts not reached")
 
@@ -488,3 +490,4 @@ def test_the_summary_counts_the_servers_the_plan_left_alone():
     total = rollout_summary("as01", rollout_queue(sorted(PROBED), PROBED), hostvars, SERIAL)[-1]
     # as02, as06 and as07 are in sync; as03 is a standby
     assert total.endswith("; 3 more already as the inventory says")
+
