@@ -490,4 +490,3 @@ def test_the_summary_counts_the_servers_the_plan_left_alone():
     total = rollout_summary("as01", rollout_queue(sorted(PROBED), PROBED), hostvars, SERIAL)[-1]
     # as02, as06 and as07 are in sync; as03 is a standby
     assert total.endswith("; 3 more already as the inventory says")
-
