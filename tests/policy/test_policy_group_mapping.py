@@ -1,9 +1,10 @@
 """Group mapping, composed by the post_auth role, against the real slapd and FreeRADIUS of conftest.py.
 
-Four scenarios, one role run each:
+Five scenarios, one role run each:
 - member_of: LDAP memberOf values, RADIUS reply attributes and SAML groups, unmatched logins refused;
 - search: LDAP group search under ou=groups, a deny rule first, a default group, persisted;
-- broken (on_error deny) and fail_open (on_error default_group): the group base does not exist.
+- broken (on_error deny) and fail_open (on_error default_group): the group base does not exist;
+- saml_fail_open: SAML with a deny rule and on_error default_group, judged by its policy cases.
 The ldap_context flavour (ldap3 or python-ldap) is an emulator setting: each LDAP test runs with both
 against the same loaded script.
 """
@@ -60,6 +61,17 @@ MEMBER_OF = {
     ],
     "post_auth_group_mapping_deny_unmatched": True,
     "post_auth_group_mapping_radius_callback_flags": True,
+    # SAML claims of a shape no rule can judge are a directory error (on_error deny), never "no group"
+    "post_auth_policy_tests": [
+        {"name": "a list inside the groups claim", "user": "sam@example.com", "auth_method": "saml",
+         "saml_attr": {"groups": [["Suspended"]]},
+         "expect": {"status": "FAIL", "client_reason": MESSAGES["directory_error"]}},
+        {"name": "a number in the groups claim", "user": "sam@example.com", "auth_method": "saml",
+         "saml_attr": {"groups": ["vpn-users", 7]},
+         "expect": {"status": "FAIL", "client_reason": MESSAGES["directory_error"]}},
+        {"name": "names only", "user": "sam@example.com", "auth_method": "saml",
+         "saml_attr": {"groups": ["vpn-users"]}, "expect": {"status": "SUCCEED", "group": "users"}},
+    ],
 }
 
 SEARCH = {
@@ -76,6 +88,29 @@ SEARCH = {
     "post_auth_group_mapping_persist": True,
 }
 
+# SAML with a deny rule and on_error default_group: an error reading the groups gives the default group,
+# but groups of a shape no rule can judge may hide the denied one, so they refuse
+SAML_FAIL_OPEN = {
+    "post_auth_group_mapping": True,
+    "post_auth_group_mapping_sources": ["saml"],
+    "post_auth_group_mapping_rules": [
+        {"name": "suspended", "saml_groups": ["Suspended"], "deny": True},
+        {"name": "users", "saml_groups": ["vpn-users"], "group": "users"},
+    ],
+    "post_auth_group_mapping_default_group": "fallback",
+    "post_auth_group_mapping_on_error": "default_group",
+    "post_auth_policy_tests": [
+        {"name": "a list inside the groups claim", "user": "sam@example.com", "auth_method": "saml",
+         "saml_attr": {"groups": [["Suspended"]]},
+         "expect": {"status": "FAIL", "client_reason": MESSAGES["directory_error"]}},
+        {"name": "the denied group", "user": "sam@example.com", "auth_method": "saml",
+         "saml_attr": {"groups": ["Suspended"]},
+         "expect": {"status": "FAIL", "client_reason": MESSAGES["group_denied"]}},
+        {"name": "no rule matches", "user": "sam@example.com", "auth_method": "saml",
+         "saml_attr": {"groups": ["marketing"]}, "expect": {"status": "SUCCEED", "group": "fallback"}},
+    ],
+}
+
 BROKEN = dict(SEARCH, post_auth_group_mapping_ldap_group_base=MISSING_BASE, post_auth_group_mapping_persist=False)
 FAIL_OPEN = dict(BROKEN, post_auth_group_mapping_on_error="default_group",
                  post_auth_group_mapping_default_group="fallback")
@@ -90,7 +125,7 @@ def ldap_login(sc, api, user, password, *options):
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, slapd, freeradius):
-    """The four scenarios, their role runs side by side."""
+    """The five scenarios, their role runs side by side."""
 
     def prepare_member_of(server):
         freeradius.configure(server)
@@ -103,6 +138,7 @@ def built(tmp_path_factory, slapd, freeradius):
         "mapping-search": (SEARCH, slapd.configure),
         "mapping-broken": (BROKEN, slapd.configure),
         "mapping-fail-open": (FAIL_OPEN, slapd.configure),
+        "mapping-saml-fail-open": (SAML_FAIL_OPEN, None),
     })
 
 
@@ -324,3 +360,15 @@ def test_directory_error_with_on_error_default_group(fail_open, api):
     assert "groups of alice could not be read" in log.new()
     assert "using the default group" in log.new()
     assert "conn_group" not in user_props(fail_open.server, "alice")
+
+
+# saml_fail_open: its policy cases ran against the script before the role loaded it -------------------------
+
+def test_odd_saml_claims_refuse_even_where_errors_fail_open(built):
+    sc = built["mapping-saml-fail-open"]
+    assert "if isinstance(exc, OddGroups):" in sc.script
+    commands = sc.server.commands()
+    assert commands.count("ConfigPut") == 1 and commands.count("start") == 1, commands
+    # a plain SAML login through authcli, as a client makes it
+    outcome = sc.login("sam@example.com", "", "--auth-method", "saml", "--saml-attr", "groups=Suspended")
+    assert outcome["status"] == "FAIL" and outcome["client_reason"] == MESSAGES["group_denied"], outcome
