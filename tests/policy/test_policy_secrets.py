@@ -161,7 +161,9 @@ def test_no_secret_in_any_output(fleet_runs):
 
 def test_check_mode_changed_nothing(fleet_runs):
     for name, commands in fleet_runs["calls_after_check"].items():
-        assert set(commands) <= {"ConfigQuery", "UserPropGet"}, (name, commands)
+        # reads only: the configuration, the users' properties, and the clients a restart would drop
+        assert set(commands) <= {"ConfigQuery", "UserPropGet", "VPNSummary"}, (name, commands)
+        assert "ConfigQuery" in commands, (name, commands)
         assert fleet_runs["scripts_after_check"][name] is None
     # and showed the scripts it would load, masked
     output = fleet_runs["runs"]["check"].result.stdout
