@@ -11,10 +11,13 @@ the role's probe results (``rollout_probe``).
 
 from __future__ import annotations
 
+import json
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import APP_VERIFY_KEY, DEFAULT_SACLI, POST_AUTH_KEY
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils.cluster import apply_order
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.shapes import login_errors
 
 COLUMNS = ("host", "cluster", "change", "script", "restarted", "clients", "gate")
 PROBE = "rollout_probe"
@@ -39,6 +42,27 @@ def live_sha256(converged):
         if isinstance(part, dict) and part.get("sha256_after"):
             live[key] = part["sha256_after"]
     return live
+
+
+def rollout_login_errors(hosts, hostvars, logins, limit=10):
+    """Why the canary logins of the servers ``hosts`` cannot be run, one line per problem with the servers it hits.
+
+    A server's logins are its own ``rollout_canary_logins`` (a host or group variable), else
+    ``logins``, the value of the play. Every distinct value is checked once.
+    """
+    hits, known = {}, {}
+    for host in hosts:
+        own = hostvars[host].get("rollout_canary_logins", logins)
+        try:
+            key = json.dumps(own, sort_keys=True, default=str)
+        except (TypeError, ValueError):
+            key = None
+        errors = known[key] if key in known else login_errors(own)
+        if key is not None:
+            known[key] = errors
+        for error in errors:
+            hits.setdefault(error, []).append(host)
+    return ["%s (%s)" % (error, _listed(found, limit)) for error, found in hits.items()]
 
 
 def rollout_queue(hosts, hostvars):
@@ -254,6 +278,7 @@ class FilterModule:
             "node_sacli_path": node_sacli_path,
             "rollout_batches": batches,
             "rollout_plan": rollout_plan,
+            "rollout_login_errors": rollout_login_errors,
             "rollout_queue": rollout_queue,
             "rollout_record": rollout_record,
             "rollout_summary": rollout_summary,

@@ -19,10 +19,68 @@ import subprocess
 import termios
 import time
 
+from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import bad_name, shown_name
+
 # seconds to wait for a prompt before typing the password anyway (a tool that reads without asking)
 PROMPT_GRACE = 1.0
 # text that ends with a colon, maybe followed by blanks: a prompt ("Password: ")
 PROMPT = re.compile(rb":[ \t]*\Z")
+
+# a login of a gate (the option ``logins`` of ovpnas.fleet.auth_check, the rollout's canary logins)
+LOGIN_OPTIONS = dict(
+    name=dict(type="str"),
+    user=dict(type="str", required=True),
+    password=dict(type="str", no_log=True),
+    response=dict(type="str", no_log=True),
+    client_info=dict(type="dict"),
+    hw_addr=dict(type="str"),
+    web=dict(type="bool", default=False),
+    expect=dict(
+        type="dict",
+        apply_defaults=True,
+        options=dict(
+            status=dict(type="str", choices=["SUCCEED", "FAIL"], default="SUCCEED"),
+            group=dict(type="str"),
+            reason=dict(type="str"),
+        ),
+    ),
+)
+CLIENT_INFO_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# a terminal in canonical mode acts on these (end of line, erase, interrupt, end of file...)
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_SECRET_BYTES = 1024
+
+
+def login_label(index, login):
+    """How messages name a login: its number and its name (or user), shortened, escaped."""
+    return "login %d (%s)" % (index + 1, shown_name(login.get("name") or login.get("user") or ""))
+
+
+def login_problem(login):
+    """Why a login (as validated by LOGIN_OPTIONS) cannot be run as given, or None. Never shows a secret."""
+    why = bad_name(login["user"])
+    if why:
+        return "user %s" % why
+    if login["hw_addr"] is not None:
+        why = bad_name(login["hw_addr"])
+        if why:
+            return "hw_addr %s" % why
+    for option in ("password", "response"):
+        value = login[option]
+        if value is None:
+            continue
+        if CONTROL.search(value):
+            return "%s must not contain control characters" % option
+        if len(value.encode("utf-8")) > MAX_SECRET_BYTES:
+            return "%s must be %d bytes at most" % (option, MAX_SECRET_BYTES)
+    for name, value in (login["client_info"] or {}).items():
+        if not CLIENT_INFO_NAME.match(str(name)):
+            return "client_info name %s must be letters, digits and underscores" % shown_name(str(name))
+        if not isinstance(value, (str, int, float)):
+            return "client_info %s must be a string or a number" % name
+    if login["expect"]["group"] is not None and login["expect"]["status"] != "SUCCEED":
+        return "expect.group needs expect.status SUCCEED"
+    return None
 
 
 def _take_terminal():

@@ -227,7 +227,7 @@ def bad_name(name):
     if not isinstance(name, str) or not name:
         return "is empty"
     if name.startswith("-"):
-        return "starts with '-', which sacli would read as an option"
+        return "starts with '-', which a command would read as an option"
     if any(ord(char) < 32 or ord(char) == 127 for char in name):
         return "holds a control character"
     if len(name) > NAME_LIMIT:

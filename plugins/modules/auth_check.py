@@ -281,7 +281,12 @@ import shlex
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ovpnas.fleet.plugins.module_utils.authcli import run_at_prompt
+from ansible_collections.ovpnas.fleet.plugins.module_utils.authcli import (
+    LOGIN_OPTIONS,
+    login_label,
+    login_problem,
+    run_at_prompt,
+)
 from ansible_collections.ovpnas.fleet.plugins.module_utils.last_change import settle
 from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     SacliError,
@@ -294,10 +299,6 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import f
 
 # one line of authcli's answer: "  name : value"
 FIELD = re.compile(r"^[ \t]+([A-Za-z_][A-Za-z0-9_]*) :(?: (.*))?$")
-CLIENT_INFO_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# a terminal in canonical mode acts on these (end of line, erase, interrupt, end of file...)
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-MAX_SECRET_BYTES = 1024
 EXCERPT = 200
 
 
@@ -474,29 +475,11 @@ def failure_message(entry):
 
 
 def check_logins(module):
-    """Refuse logins that cannot be run as given; return the label of each."""
+    """Refuse logins that cannot be run as given (the checks the rollout runs on the controller too)."""
     for index, login in enumerate(module.params["logins"]):
-        label = 'login %d ("%s")' % (index + 1, login["name"] or login["user"])
-        if not login["user"] or login["user"].startswith("-"):
-            module.fail_json(msg="%s: user must not be empty nor start with -" % label)
-        if login["hw_addr"] is not None and (not login["hw_addr"] or login["hw_addr"].startswith("-")):
-            module.fail_json(msg="%s: hw_addr must not be empty nor start with -" % label)
-        for option in ("password", "response"):
-            value = login[option]
-            if value is None:
-                continue
-            if CONTROL.search(value):
-                module.fail_json(msg="%s: %s must not contain control characters" % (label, option))
-            if len(value.encode("utf-8")) > MAX_SECRET_BYTES:
-                module.fail_json(msg="%s: %s must be %d bytes at most" % (label, option, MAX_SECRET_BYTES))
-        for name, value in (login["client_info"] or {}).items():
-            if not CLIENT_INFO_NAME.match(str(name)):
-                module.fail_json(msg="%s: client_info name %r must be letters, digits and underscores" % (
-                    label, shorten(str(name), 40)))
-            if not isinstance(value, (str, int, float)):
-                module.fail_json(msg="%s: client_info %s must be a string or a number" % (label, name))
-        if login["expect"]["group"] is not None and login["expect"]["status"] != "SUCCEED":
-            module.fail_json(msg="%s: expect.group needs expect.status SUCCEED" % label)
+        problem = login_problem(login)
+        if problem:
+            module.fail_json(msg="%s: %s" % (login_label(index, login), problem))
 
 
 def main():
@@ -504,29 +487,7 @@ def main():
     argument_spec.update(
         authcli_path=dict(type="path"),
         status=dict(type="bool", default=True),
-        logins=dict(
-            type="list",
-            elements="dict",
-            default=[],
-            options=dict(
-                name=dict(type="str"),
-                user=dict(type="str", required=True),
-                password=dict(type="str", no_log=True),
-                response=dict(type="str", no_log=True),
-                client_info=dict(type="dict"),
-                hw_addr=dict(type="str"),
-                web=dict(type="bool", default=False),
-                expect=dict(
-                    type="dict",
-                    apply_defaults=True,
-                    options=dict(
-                        status=dict(type="str", choices=["SUCCEED", "FAIL"], default="SUCCEED"),
-                        group=dict(type="str"),
-                        reason=dict(type="str"),
-                    ),
-                ),
-            ),
-        ),
+        logins=dict(type="list", elements="dict", default=[], options=LOGIN_OPTIONS),
         settle=dict(type="bool", default=False),
         record=dict(type="dict"),
         state_dir=dict(type="path"),

@@ -92,9 +92,10 @@ def kind(value):
     """What a value is, for a message: never the value itself."""
     if value is None:
         return "null"
-    names = {bool: "a boolean", str: "a string", int: "a whole number", float: "a number", list: "a list",
-             tuple: "a list", dict: "a mapping"}
-    return names.get(type(value), "a %s" % type(value).__name__)
+    # in this order: a boolean is a whole number too; Ansible's own lists and mappings are subclasses
+    names = ((bool, "a boolean"), (str, "a string"), (int, "a whole number"), (float, "a number"),
+             ((list, tuple), "a list"), (dict, "a mapping"))
+    return next((name for types, name in names if isinstance(value, types)), "a %s" % type(value).__name__)
 
 
 def choice(value, name, choices):

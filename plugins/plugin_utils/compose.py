@@ -40,6 +40,7 @@ from ansible_collections.ovpnas.fleet.plugins.plugin_utils.post_auth import (
     script_parts,
     secret_properties,
 )
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.shapes import ShapeError, checked_cases
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TEMPLATE = os.path.join(ROOT, "templates", "post_auth", "frame.py.j2")
@@ -371,6 +372,10 @@ class PostAuth:
         if not isinstance(params.get("python"), str) or not params["python"].strip():
             raise ComposeError("post_auth_python: must name the Python 3 that Access Server runs scripts with, "
                                "for example /usr/bin/python3")
+        try:
+            checked_cases(params["policy_tests"])
+        except ShapeError as exc:
+            raise ComposeError(str(exc)) from None
         self.settings = settings_of(params)
         self.cases_sha256 = sha256_json(params["policy_tests"])
         # what the text of the script (its header fields aside) depends on; not the collection version,

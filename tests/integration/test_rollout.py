@@ -3,10 +3,11 @@
 import json
 import os
 import re
+import subprocess
 import sys
 
 import pytest
-from conftest import REPO, install_server, recap, run_playbook
+from conftest import ANSIBLE_BIN, REPO, install_server, recap, run_playbook
 
 DEPLOY = os.path.join(REPO, "playbooks", "deploy_postauth.yml")
 REMOVE = os.path.join(REPO, "playbooks", "remove_postauth.yml")
@@ -90,6 +91,70 @@ def first_change(server):
     """When the rollout first wrote to or started the server (the plan's read comes before, on every server)."""
     calls = [c for c in server.root.calls() if c["command"] in WRITES | {"start"}]
     return min(c["time"] for c in calls) if calls else None
+
+
+def test_bad_canary_logins_of_any_server_stop_the_rollout_before_any_read(fleet, tmp_path):
+    servers, inventory = fleet
+    # the logins as a group variable, and some servers' own (a host variable wins over a group variable)
+    with open(inventory) as handle:
+        data = json.load(handle)
+    data["fleet"]["vars"]["rollout_canary_logins"] = VARIABLES["rollout_canary_logins"]
+    bad = {"as04": [{"user": ["canary"], "password": CANARY_PW}],
+           "as06": [{"user": "canary", "pasword": CANARY_PW}],
+           "as07": [{"user": "--user=root", "password": CANARY_PW}],
+           "as08": [{"user": "canary", "password": CANARY_PW + "\n"}],
+           "as09": [{"user": "canary", "password": CANARY_PW + "\n"}]}
+    for name, logins in bad.items():
+        data["fleet"]["hosts"][name]["rollout_canary_logins"] = logins
+    with open(inventory, "w") as handle:
+        json.dump(data, handle)
+    path = tmp_path / "vars.json"
+    path.write_text(json.dumps({k: v for k, v in VARIABLES.items() if k != "rollout_canary_logins"}))
+
+    result = run_playbook(DEPLOY, inventory, "-e", "@%s" % path)
+
+    assert result.returncode != 0, result.stdout
+    out = text(result)
+    for message in ("rollout_canary_logins[0].user: must be a string, not a list (as04)",
+                    "rollout_canary_logins[0]: pasword is not a field",
+                    "login 1 ( --user=root ): user starts with - , which a command would read as an option (as07)",
+                    "login 1 ( canary ): password must not contain control characters (as08, as09)"):
+        assert message in out, out
+    assert CANARY_PW not in result.stdout + result.stderr
+    # nothing was read, written or started anywhere
+    for name, server in servers.items():
+        assert server.commands() == [], name
+        assert server.commands("authcli") == [], name
+
+
+def test_a_vaulted_canary_password_is_checked_and_typed(fleet, tmp_path):
+    servers, inventory = fleet
+    secret = tmp_path / "vault-password"
+    secret.write_text("fleet-vault-pw\n")
+    vaulted = subprocess.run(
+        [os.path.join(ANSIBLE_BIN, "ansible-vault"), "encrypt_string", "--vault-password-file", str(secret),
+         "--name", "password", "--", CANARY_PW], capture_output=True, text=True, check=True).stdout
+    with open(inventory) as handle:
+        data = json.load(handle)
+    hosts = {name: dict(data["fleet"]["hosts"][name]) for name in ("as01", "as02")}
+    lines = ["fleet:", "  vars:"] + ["    %s: %s" % (k, json.dumps(v)) for k, v in data["fleet"]["vars"].items()]
+    lines += ["    rollout_canary_logins:", "      - name: canary laptop", "        user: canary",
+              "        client_info: %s" % json.dumps(VARIABLES["rollout_canary_logins"][0]["client_info"])]
+    lines += ["        " + line for line in vaulted.splitlines()]
+    lines += ["  hosts:"] + ["    %s: %s" % (name, json.dumps(host)) for name, host in hosts.items()]
+    yaml_inventory = tmp_path / "inventory.yml"
+    yaml_inventory.write_text("\n".join(lines) + "\n")
+    path = tmp_path / "vars.json"
+    path.write_text(json.dumps({k: v for k, v in VARIABLES.items() if k != "rollout_canary_logins"}))
+
+    result = run_playbook(DEPLOY, str(yaml_inventory), "-e", "@%s" % path, "--vault-password-file", str(secret))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert CANARY_PW not in result.stdout + result.stderr
+    for name in ("as01", "as02"):
+        # the gate typed the decrypted password, and the login passed
+        assert servers[name].commands("authcli") == ["authenticate"], name
+        assert servers[name].config().get(SCRIPT_KEY), name
 
 
 def test_first_rollout_canary_first_one_start_per_host_then_nothing(fleet, tmp_path):

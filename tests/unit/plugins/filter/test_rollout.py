@@ -184,7 +184,56 @@ def test_the_filters_are_registered():
     assert FilterModule().filters() == dict(cluster_nodes=cluster_nodes, live_sha256=live_sha256,
                                             node_sacli_path=node_sacli_path, rollout_batches=batches,
                                             rollout_summary=rollout.rollout_summary, rollout_plan=rollout_plan,
-                                            rollout_queue=rollout_queue, rollout_record=rollout_record)
+                                            rollout_queue=rollout_queue, rollout_record=rollout_record,
+                                            rollout_login_errors=rollout.rollout_login_errors)
+
+
+SECRET = "s3cret-pw"
+GOOD = [{"name": "laptop", "user": "canary", "password": SECRET, "client_info": {"IV_PLAT": "win", "N": 1},
+         "web": "yes", "expect": {"status": "SUCCEED", "group": "staff"}}]
+BAD_LOGINS = [
+    ([{"user": ["canary"], "password": SECRET}], "rollout_canary_logins[0].user: must be a string, not a list"),
+    ([{"user": "canary", "expect": {"status": "MAYBE"}}],
+     "rollout_canary_logins[0].expect: value of status must be one of: SUCCEED, FAIL, got: MAYBE"),
+    ([{"password": SECRET}], "rollout_canary_logins[0]: missing required arguments: user"),
+    ([{"user": "canary", "pasword": SECRET}], "rollout_canary_logins[0]: 'pasword' is not a field (fields: "),
+    ([{"user": "--user=root", "password": SECRET}], "login 1 ('--user=root'): user starts with '-'"),
+    ([{"user": "canary", "password": SECRET + "\n"}],
+     "login 1 ('canary'): password must not contain control characters"),
+    ([{"user": "u" * 1048576}], "user is longer than 4096 characters"),
+    ([{"user": "canary", "web": "maybe"}], "rollout_canary_logins[0].web: must be true or false"),
+    ("canary", "rollout_canary_logins: must be a list, not a string"),
+    ([{"user": "canary", "password": [SECRET]}], "rollout_canary_logins[0].password: must be a string, not a list"),
+    ([{"user": "canary", "expect": {"status": 1}}],
+     "rollout_canary_logins[0].expect.status: must be a string, not a whole number"),
+    ([{"user": "canary", "expect": {"status": "FAIL", "group": "staff"}}], "expect.group needs expect.status SUCCEED"),
+]
+
+
+@pytest.mark.parametrize("logins, message", BAD_LOGINS, ids=[
+    "list-user", "status-maybe", "no-user", "misspelt-field", "option-user", "newline", "megabyte-user",
+    "odd-boolean", "not-a-list", "list-password", "number-status", "group-of-a-failure"])
+def test_every_server_s_own_logins_are_checked(logins, message):
+    hostvars = {"as1": {}, "as2": {"rollout_canary_logins": GOOD}, "as3": {"rollout_canary_logins": logins},
+                "as4": {}, "as5": {"rollout_canary_logins": logins}}
+
+    errors = rollout.rollout_login_errors(list(hostvars), hostvars, GOOD)
+
+    assert len(errors) == 1, errors
+    assert message in errors[0]
+    # the servers it hits, and only those
+    assert errors[0].endswith(" (as3, as5)")
+    assert SECRET not in errors[0] and len(errors[0]) < 400
+
+
+def test_servers_without_their_own_logins_have_the_play_s():
+    hostvars = {"as%d" % i: {} for i in range(1, 16)}
+    hostvars["as2"] = {"rollout_canary_logins": GOOD}
+
+    assert rollout.rollout_login_errors(list(hostvars), hostvars, GOOD) == []
+    errors = rollout.rollout_login_errors(list(hostvars), hostvars, [{"user": "-x"}], limit=3)
+    assert errors == ["rollout_canary_logins: login 1 ('-x'): user starts with '-', which a command would read as "
+                      "an option (as1, as3, as4 and 11 more)"]
 
 
 def test_a_node_without_its_own_sacli_path_has_the_default_one():

@@ -420,13 +420,18 @@ def test_missing_authcli(users, run_module, tmp_path):
 # options ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("entry, message", [
-    (login(password="line\x03"), 'login 1 ("alice"): password must not contain control characters'),
-    (login(response="x" * 1025), 'login 1 ("alice"): response must be 1024 bytes at most'),
-    (login(expect=dict(status="FAIL", group="staff")), 'login 1 ("alice"): expect.group needs expect.status SUCCEED'),
+    (login(password="line\x03"), "login 1 ('alice'): password must not contain control characters"),
+    (login(response="x" * 1025), "login 1 ('alice'): response must be 1024 bytes at most"),
+    (login(expect=dict(status="FAIL", group="staff")), "login 1 ('alice'): expect.group needs expect.status SUCCEED"),
     (login(client_info={"IV-PLAT": "win"}), "client_info name 'IV-PLAT' must be letters, digits and underscores"),
     (login(client_info={"IV_PLAT": ["win"]}), "client_info IV_PLAT must be a string or a number"),
-    (login("-x"), "user must not be empty nor start with -"),
-], ids=["control character", "too long", "group of a FAIL", "client_info name", "client_info value", "user"])
+    (login("-x"), "login 1 ('-x'): user starts with '-'"),
+    (login(""), "user is empty"),
+    (login("al\nice"), "user holds a control character"),
+    (login("a" * 5000), "login 1 ('%s'...): user is longer than 4096 characters" % ("a" * 60)),
+    (login(hw_addr="--x"), "hw_addr starts with '-'"),
+], ids=["control character", "too long", "group of a FAIL", "client_info name", "client_info value", "user",
+        "empty user", "user with a newline", "megabyte user", "hw_addr option"])
 def test_refused_logins(users, run_module, entry, message):
     result = run(run_module, users, logins=[entry])
 

@@ -183,3 +183,49 @@ def test_the_argument_spec_validator_quotes_only_the_start_of_a_value():
     assert "argument 'deny'" in text and "'rules'" in text and "'%s...'" % ("x" * 40) in text
     assert "x" * 41 not in text
     assert compose.shortened("got: " + "z" * 90) == "got: '%s...'" % ("z" * 40)
+
+
+@pytest.mark.parametrize(("case", "message"), [
+    ({"user": "alice", "expect": {"status": 1}},
+     "post_auth_policy_tests[0].expect.status: must be a string, not a whole number"),
+    ({"user": "alice", "expect": {"status": "MAYBE"}}, "value of status must be one of: SUCCEED, FAIL, got: MAYBE"),
+    ({"user": "alice", "client": ["x"]}, "post_auth_policy_tests[0].client: must be a mapping, not a list"),
+    ({"user": "alice", "clinet": {}},
+     "post_auth_policy_tests[0]: 'clinet' is not a field (fields: auth_method, client,"),
+    ({"user": "alice", "expect": {"stauts": "FAIL"}}, "post_auth_policy_tests[0].expect: 'stauts' is not a field"),
+    ({"expect": {"status": "FAIL"}}, "post_auth_policy_tests[0]: missing required arguments: user"),
+    ({"user": ["alice"]}, "post_auth_policy_tests[0].user: must be a string, not a list"),
+    ({"user": "alice", "ldap": {"groups": "admins"}},
+     "post_auth_policy_tests[0].ldap.groups: must be a list, not a string"),
+    ({"user": "alice", "client": {"web": "perhaps"}}, "post_auth_policy_tests[0].client.web: must be true or false"),
+    ({"user": "alice", "client": {"password": ["hunter2-secret"]}}, "client.password: must be a string, not a list"),
+    ("alice", "post_auth_policy_tests[0]: must be a mapping, not a string"),
+], ids=["number-status", "status-maybe", "client-list", "misspelt-field", "misspelt-expect", "no-user", "list-user",
+        "groups-string", "odd-boolean", "list-password", "not-a-mapping"])
+def test_policy_cases_of_the_wrong_shape_are_refused_on_the_controller(case, message):
+    text = refusal(policy_tests=[case])
+    assert message in text
+    assert "hunter2-secret" not in text
+
+
+def test_policy_cases_of_every_documented_field_pass():
+    with open(os.path.join(REPO, "roles", "post_auth", "README.md")) as handle:
+        readme = handle.read()
+    section = readme[readme.index("## Policy cases"):readme.index("## Handler")]
+    cases = []
+    for block in section.split("```yaml")[1:]:
+        text = block.split("```")[0]
+        loaded = yaml.safe_load(text if text.lstrip().startswith("post_auth_policy_tests") else "x:\n" + text)
+        cases += next(iter(loaded.values()))
+    cases[0]["client"].update(password="pw", response="123456", static_response="654321")
+    cases[0]["expect"].update(saved={"pvt_hw_addr": "x"}, reason="ok", challenge=False)
+    assert len(cases) == 5
+    assert compose.PostAuth(post_auth_variables(params(policy_tests=cases)), "0.1.0").desired["post_auth"][
+        "policy_cases"] == cases
+
+
+def test_null_fields_of_a_policy_case_are_unset_ones():
+    cases = [{"user": "alice", "ldap": {"groups": ["admins"], "api": None},
+              "expect": {"status": "SUCCEED", "group": None}}]
+    assert compose.PostAuth(post_auth_variables(params(policy_tests=cases)), "0.1.0").desired["post_auth"][
+        "policy_cases"] == cases
