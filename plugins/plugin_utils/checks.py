@@ -25,6 +25,8 @@ BOOLEANS = {"yes": True, "on": True, "true": True, "1": True, "y": True, "t": Tr
 # query parameters that carry credentials, which belong in the token settings instead
 CREDENTIAL_PARAMETERS = re.compile(r"(?i)(token|secret|passw|pwd|key|auth|sig|credential|session)")
 URL_LENGTH = 2048
+# the most digits of a number in a version (the scripts read no more from a client either)
+VERSION_DIGITS = 64
 
 
 class SettingsError(ValueError):
@@ -162,6 +164,8 @@ def version(value, name):
     text = str(value).strip()
     if not re.match(r"^v?\d+(\.\d+)*$", text):
         fail(name, "%s is not a version like 115.0.2" % shown(value))
+    if any(len(number) > VERSION_DIGITS for number in text.lstrip("v").split(".")):
+        fail(name, "%s has a number of more than %d digits" % (shown(value), VERSION_DIGITS))
     return text
 
 

@@ -190,6 +190,18 @@ def test_platforms_not_allowed(strict, platform):
     assert outcome["reason"].startswith("host_checker: platform ")
 
 
+def test_versions_of_too_many_digits_are_refused_with_the_reason(strict):
+    # Python reads at most 4300 digits as a number: the script says why, and fails closed
+    for digits in (65, 4301, 20000):
+        outcome = refused(login(strict, *client(UV_APPVER_FIREFOX="1" * digits + ".0")), "app_unverifiable",
+                          app="FIREFOX")
+        assert outcome["reason"] == "host_checker: FIREFOX version has a number of more than 64 digits", outcome
+        outcome = refused(login(strict, *client(UV_ASCLI_VER="3." + "9" * digits)), "client_too_old", min_version="3.4")
+        assert outcome["reason"] == "host_checker: client version has a number of more than 64 digits", outcome
+    # 64 digits are a version still
+    assert login(strict, *client(UV_APPVER_FIREFOX="9" * 64))["status"] == "SUCCEED"
+
+
 def test_minimum_client_version(strict):
     for version in ("3.4", "3.10.1", "3.4.0.5"):
         assert login(strict, *client(UV_ASCLI_VER=version))["status"] == "SUCCEED", version

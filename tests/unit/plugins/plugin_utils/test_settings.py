@@ -311,6 +311,12 @@ REFUSALS = [
     pytest.param(checker([dict(CHROME, min_version=1.10)]),
                  "post_auth_host_checker_apps[0].min_version: 1.1 is a number; quote the version",
                  id="min-version-yaml-float"),
+    pytest.param(checker([dict(CHROME, min_version="115." + "9" * 65)]),
+                 "post_auth_host_checker_apps[0].min_version: '115.999999999999999999999999999999999999...' has a "
+                 "number of more than 64 digits", id="min-version-too-many-digits"),
+    pytest.param(checker([dict(CHROME, min_version="1" * 5000)]),
+                 "post_auth_host_checker_apps[0].min_version: '%s...' has a " % ("1" * 40) +
+                 "number of more than 64 digits", id="min-version-beyond-python-s-digits"),
     pytest.param(checker([dict(CHROME, min_version="115..2")]),
                  "post_auth_host_checker_apps[0].min_version: '115..2' is not a version", id="min-version-two-dots"),
     pytest.param(checker([dict(CHROME, min_version="115.0-beta")]),
