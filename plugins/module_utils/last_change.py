@@ -51,13 +51,16 @@ def _read(path):
     return record
 
 
-def record_change(directory, undo, after, extend=False):
+def record_change(directory, undo, after, extend=False, users=None):
     """Keep ``undo`` ([kind, name, previous] in the order of the writes) and ``after`` ({key: sha256 or None}).
 
-    With ``extend`` (the writes of an earlier run still wait for ``sacli start``), the record grows: its undo
-    takes back both runs' writes, the later first, and ``after`` is what both left live.
+    ``users`` is what the writes left of each user they touched: {property: sha256, None where deleted}, or
+    None for a user deleted whole. With ``extend`` (the writes of an earlier run still wait for ``sacli
+    start``), the record grows: its undo takes back both runs' writes, the later first, and ``after`` and
+    ``users_after`` are what both left live.
     """
     undo = [list(entry) for entry in undo]
+    users = dict(users or {})
     since = now()
     if extend:
         try:
@@ -67,8 +70,13 @@ def record_change(directory, undo, after, extend=False):
         if earlier:
             undo = list(earlier.get("undo") or []) + undo
             after = dict(earlier.get("after") or {}, **after)
+            merged = dict(earlier.get("users_after") or {})
+            for name, props in users.items():
+                # a user deleted whole, or (re)created: what this run left; else both runs' properties
+                merged[name] = props if props is None or merged.get(name) is None else dict(merged[name], **props)
+            users = merged
             since = earlier.get("since") or since
-    record = {"since": since, "undo": undo, "after": after}
+    record = {"since": since, "undo": undo, "after": after, "users_after": users}
     write_private(os.path.join(private_dir(directory), LAST_CHANGE), json.dumps(record, sort_keys=True))
     return record
 

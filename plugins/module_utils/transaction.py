@@ -162,6 +162,19 @@ class Plan:
             after[name] = dict(sorted(new.items()))
         return after
 
+    def users_written(self):
+        """{name: {property: sha256 of what the plan writes, None where it deletes}, or None when the user goes}."""
+        written = {}
+        for name in sorted(self.user_writes):
+            puts, deletes, delete_all = self.user_writes[name]
+            if delete_all:
+                written[name] = None
+                continue
+            props = {key: sha256_text(str(value)) for key, value in puts.items()}
+            props.update((key, None) for key in deletes)
+            written[name] = props
+        return written
+
     def apply(self):
         """Run the writes; on a failure undo those made, then raise the failure.
 
@@ -253,7 +266,7 @@ def commit(module, directory, plan, result, run=None):
     # what takes this change back (ovpnas.fleet.server_restore), with what it left live
     try:
         record_change(directory, plan.undo, {key: sha256_text(value) for key, value in plan.keys.items()},
-                      extend=bool(pending))
+                      extend=bool(pending), users=plan.users_written())
     except OSError as exc:
         module.warn("cannot record the change in %s (a restore will not find it): %s" % (directory, exc))
     return backups

@@ -21,6 +21,10 @@ description:
   - First checks with one C(sacli ConfigQuery) that what that run wrote is still live, so that a change made since
     (by hand, or by another tool) is never overwritten; the module then fails and restores nothing, unless
     O(force=true).
+  - User properties are checked one by one against what the change wrote (in records of this release and later). A
+    property that holds something else now, or a user the change created or removed whole and that someone changed
+    since, is kept as it is and named in RV(users_changed_since); the rest is restored. O(force) does not apply to
+    them.
   - Does not apply the restored state. Notify the C(ovpnas_fleet_apply) handler, or run M(ovpnas.fleet.sacli_start),
     when RV(restart_required) is true. The rollout of C(playbooks/deploy_postauth.yml) runs it when the health gate
     of a server fails, then starts and gates the server again.
@@ -98,6 +102,19 @@ changed_since:
   type: list
   elements: str
   sample: []
+users_changed_since:
+  description:
+    - What the last change wrote of the users that holds something else now, left as it is, as C(user.property),
+      or C(user) for a user the change created or removed whole.
+  returned: always
+  type: list
+  elements: str
+  sample: [alice.pvt_hw_addr, carol]
+msg:
+  description: What was kept, when something was.
+  returned: when RV(users_changed_since) is not empty
+  type: str
+  sample: "kept what was changed since the change wrote it: alice.pvt_hw_addr, carol"
 change_since:
   description: When the change taken back was made (UTC).
   returned: when a record was found
@@ -179,25 +196,59 @@ def before_the_change(undo):
     return keys, users, props
 
 
-def plan_restore(runner, config, live_users, undo):
-    """The writes that bring back what the change found: only where the live state differs from it."""
+def _digest(value):
+    return sha256_text(None if value is None else str(value))
+
+
+def as_written(have, wrote):
+    """Whether a user the change created or deleted whole (``wrote``: its properties' digests, or None) is still so."""
+    if wrote is None or have is None:
+        return wrote is None and have is None
+    written = {key: digest for key, digest in wrote.items() if digest is not None}
+    return set(have) == set(written) and all(_digest(have[key]) == digest for key, digest in written.items())
+
+
+def plan_restore(runner, config, live_users, undo, written=None):
+    """The writes that bring back what the change found: only where the live state differs from it.
+
+    ``written`` is what the change left of each user it wrote (the record's ``users_after``; absent in
+    records of earlier releases). A user or property that holds something else now was changed by
+    someone else since: it is kept as it is, and named in the second value returned.
+    """
     keys, users, props = before_the_change(undo)
+    # only entries of the shape the collection writes are trusted to keep something
+    written = {name: wrote for name, wrote in (written if isinstance(written, dict) else {}).items()
+               if wrote is None or (isinstance(wrote, dict) and all(
+                   isinstance(key, str) and (digest is None or isinstance(digest, str))
+                   for key, digest in wrote.items()))}
     plan = Plan(runner, config, live_users)
+    kept = []
     for key, value in keys.items():
         plan.set_key(key, value)
     for name in sorted(set(users) | set(props)):
         have = live_users.get(name)
+        if name in written and name in users and not as_written(have, written[name]):
+            # created or deleted whole by the change, and changed since
+            kept.append(name)
+            continue
         if name in users and users[name] is None:
             # the change created the user
             if have is not None:
                 plan.user_writes[name] = ({}, [], True)
             continue
-        wanted = dict(users.get(name) or {}, **{k: v for k, v in props.get(name, {}).items() if v is not None})
+        previous = dict(props.get(name, {}))
+        wrote = written.get(name)
+        if name not in users and isinstance(wrote, dict):
+            for key in sorted(previous):
+                if key in wrote and _digest((have or {}).get(key)) != wrote[key]:
+                    kept.append("%s.%s" % (name, key))
+                    del previous[key]
+        wanted = dict(users.get(name) or {}, **{k: v for k, v in previous.items() if v is not None})
         puts = {k: v for k, v in wanted.items() if (have or {}).get(k) != v}
-        deletes = sorted(k for k, v in props.get(name, {}).items() if v is None and k in (have or {}))
+        deletes = sorted(k for k, v in previous.items() if v is None and k in (have or {}))
         if puts or deletes:
             plan.user_writes[name] = (puts, deletes, False)
-    return plan
+    return plan, kept
 
 
 def main():
@@ -216,7 +267,7 @@ def main():
 
 def restore(module, runner, directory):
     result = dict(changed=False, restart_required=False, restored_keys=[], restored_users=[], changed_since=[],
-                  commands=[])
+                  users_changed_since=[], commands=[])
     try:
         record = read_change(directory)
     except ValueError as exc:
@@ -254,9 +305,12 @@ def restore(module, runner, directory):
     if result["changed_since"] and not module.params["force"]:
         module.fail_json(msg="keys the last change wrote were changed since (%s); nothing was restored (force=true "
                              "restores anyway)" % ", ".join(result["changed_since"]), **result)
-    plan = plan_restore(runner, config, live_users, undo)
+    plan, kept = plan_restore(runner, config, live_users, undo, record.get("users_after"))
+    result["users_changed_since"] = kept
+    if kept:
+        result["msg"] = "kept what was changed since the change wrote it: %s" % ", ".join(kept)
     keys = sorted({name for kind, name, _previous in undo if kind == "key"})
-    users = sorted({name for kind, name, _previous in undo if kind != "key"})
+    users = sorted({name for kind, name, _previous in undo if kind != "key"} - set(kept))
     previous_script = [entry[2] for entry in undo if entry[0] == "key" and entry[1] == POST_AUTH_KEY]
     if previous_script:
         result["post_auth"] = dict(sha256_before=sha256_text(config.get(POST_AUTH_KEY)),

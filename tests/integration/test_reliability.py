@@ -255,6 +255,47 @@ def test_a_run_killed_during_start_leaves_the_change_to_its_gate(make_fleet, tmp
     assert not os.path.exists(pending), "the restore passed its gate"
 
 
+def test_a_restore_keeps_what_someone_changed_during_the_gate(make_fleet, tmp_path):
+    """B refuses the canary; while its gate runs, someone edits alice's address (B wrote it) and gives bob (whom B
+    created) a property. The restore takes back the rest of B, keeps both, and says so."""
+    fleet, inventory, _a, _b = fleet_with_a(make_fleet, tmp_path, 1)
+    server = fleet["as01"]
+    a_script = state(server)["script"]
+    server.set_password("alice", "alice-pw")
+    canary = {"name": "alice's laptop", "user": "alice", "password": "alice-pw", "hw_addr": "00:11:22:33:44:55",
+              "client_info": {"IV_PLAT": "win", "UV_APPVER_FIREFOX": "128.0", "UV_APPVER_DEFENDER": "4.18"}}
+    b_gated = write_vars(tmp_path / "b-gated.json", ovpnas_sacli_timeout=120, ovpnas_start_wait_timeout=20,
+                         rollout_restore=True, rollout_canary_logins=[canary], **B)
+    assert "bob" not in server.userprops()
+    # the restore's read of the users (the second UserPropGet, after the converge's) takes a while: the edits land
+    # between the gate and that read
+    server.set_fault("userpropget", action="hang", seconds=6, after=1, times=1)
+    server.reset_calls()
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               PATH=ANSIBLE_BIN + os.pathsep + os.environ.get("PATH", ""))
+    proc = subprocess.Popen([os.path.join(ANSIBLE_BIN, "ansible-playbook"), "-i", inventory, DEPLOY, "-e", b_gated],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not server.commands("authcli"):
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before its gate"
+        time.sleep(0.2)
+    # (no read of the users here: it would be the UserPropGet that hangs)
+    server.sacli("--user", "alice", "--key", "pvt_hw_addr", "--value", "00:11:22:33:44:55", "UserPropPut")
+    server.sacli("--user", "bob", "--key", "prop_autologin", "--value", "true", "UserPropPut")
+    out, _err = proc.communicate(timeout=300)
+
+    text = " ".join(out.split())
+    assert proc.returncode != 0, out
+    assert "kept what was changed since: alice.pvt_hw_addr, bob; started and gated again" in text, out
+    assert "the previous configuration is live again" in text
+    # B is taken back, but not what was changed since it was written
+    assert state(server)["script"] == a_script
+    bob = server.userprops()["bob"]
+    assert bob["pvt_hw_addr"] == "00:11:22:33:44:88" and bob["prop_autologin"] == "true"
+    assert state(server)["alice"] == "00:11:22:33:44:55"
+    assert server.commands("authcli") == ["authenticate", "authenticate"], "gated, then gated again after the restore"
+
+
 def test_two_runs_at_once_never_mix(make_fleet, tmp_path):
     """A and B at once on one server, three times: one waits for the other, and one inventory is live whole."""
     fleet = make_fleet(3)

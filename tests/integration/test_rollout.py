@@ -228,6 +228,8 @@ def test_a_failing_canary_is_restored_and_no_other_host_is_touched(fleet, tmp_pa
     out = text(bad)
     assert 'canary login "canary laptop" returned FAIL' in out
     assert "the previous configuration is live again on as01" in out
+    assert re.search(r"\(restored [^;)]+; started and gated again\)", out), out
+    assert "kept what was changed since" not in out
     assert "the rollout stops here, 9 hosts not reached" in out
     canary = servers["as01"].commands()
     assert canary.count("start") == 2 and servers["as01"].commands("authcli") == ["authenticate"] * 2

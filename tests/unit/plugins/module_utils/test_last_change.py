@@ -1,6 +1,6 @@
 """last_change: what a restore shows it runs is what it runs, in the same order."""
 
-from ansible_collections.ovpnas.fleet.plugins.module_utils.last_change import undo_writes
+from ansible_collections.ovpnas.fleet.plugins.module_utils.last_change import read_change, record_change, undo_writes
 from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import SacliError, SacliRunner
 
 UNDO = [
@@ -60,3 +60,20 @@ def test_a_failed_undo_is_named_and_the_others_still_run():
     done, failed = undo_writes(runner, UNDO, SacliError)
     assert failed == ["dave"] and "carol" in done
     assert len(runner.ran) == 6
+
+
+def test_an_extended_record_keeps_what_both_runs_left_of_each_user(tmp_path):
+    directory = str(tmp_path)
+    first = record_change(directory, [["user_prop", "alice", ["pvt_hw_addr", None]]], {"host.name": "h1"},
+                          users={"alice": {"pvt_hw_addr": "d1"}, "carol": None, "dave": {"prop_x": "d2"}})
+    assert first["users_after"] == {"alice": {"pvt_hw_addr": "d1"}, "carol": None, "dave": {"prop_x": "d2"}}
+
+    second = record_change(directory, [["user_prop", "alice", ["prop_autologin", None]]], {}, extend=True,
+                           users={"alice": {"prop_autologin": "d3", "pvt_hw_addr": None}, "carol": {"prop_y": "d4"},
+                                  "dave": None})
+
+    assert second == read_change(directory)
+    # alice: both runs' properties (the later wins); carol: re-created by the second; dave: deleted by it
+    assert second["users_after"] == {"alice": {"pvt_hw_addr": None, "prop_autologin": "d3"},
+                                     "carol": {"prop_y": "d4"}, "dave": None}
+    assert len(second["undo"]) == 2 and second["after"] == {"host.name": "h1"}

@@ -341,3 +341,52 @@ def test_a_failed_write_undoes_the_restore_and_keeps_the_record(server, run_modu
     assert server.config() == before_config
     assert server.userprops() == before_users
     assert not os.path.exists(record_path(server))
+
+
+@pytest.mark.parametrize("check_mode", [False, True], ids=["real", "check"])
+def test_user_properties_changed_since_are_kept_and_named(server, run_module, check_mode):
+    before_config, before_users = changed(server, run_module)
+    # during the gate: openvpn's address is edited by hand, bob (whom the change created) gets a property
+    server.sacli("--user", "openvpn", "--key", "pvt_hw_addr", "--value", "aa:aa:aa:aa:aa:aa", "UserPropPut")
+    server.sacli("--user", "bob", "--key", "prop_autologin", "--value", "true", "UserPropPut")
+    live_users = server.userprops()
+
+    result = restore(run_module, server, check_mode=check_mode)
+
+    assert result["failed"] is False, result
+    assert result["users_changed_since"] == ["bob", "openvpn.pvt_hw_addr"]
+    assert result["msg"] == "kept what was changed since the change wrote it: bob, openvpn.pvt_hw_addr"
+    assert result["restored_users"] == ["openvpn"]
+    assert "sacli --user bob UserPropDelAll" not in result["commands"]
+    assert not any("pvt_hw_addr" in command for command in result["commands"])
+    if check_mode:
+        assert writes(server) == [] and server.userprops() == live_users
+        return
+    # the keys and openvpn's other property are back; what someone else wrote stays
+    assert server.config() == before_config
+    users = server.userprops()
+    assert users["bob"] == live_users["bob"]
+    assert users["openvpn"]["pvt_hw_addr"] == "aa:aa:aa:aa:aa:aa"
+    assert users["openvpn"].get("prop_superuser") == before_users["openvpn"].get("prop_superuser")
+
+
+def test_a_user_the_change_created_and_nobody_touched_goes(server, run_module):
+    changed(server, run_module)
+    result = restore(run_module, server)
+    assert result["users_changed_since"] == [] and "msg" not in result
+    assert "bob" not in server.userprops()
+
+
+def test_a_record_of_an_earlier_release_restores_users_as_before(server, run_module):
+    _before_config, before_users = changed(server, run_module)
+    with open(record_path(server)) as handle:
+        record = json.load(handle)
+    del record["users_after"]
+    with open(record_path(server), "w") as handle:
+        json.dump(record, handle)
+    server.sacli("--user", "openvpn", "--key", "pvt_hw_addr", "--value", "aa:aa:aa:aa:aa:aa", "UserPropPut")
+
+    result = restore(run_module, server)
+
+    assert result["failed"] is False and result["users_changed_since"] == []
+    assert server.userprops() == before_users

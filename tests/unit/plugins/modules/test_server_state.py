@@ -678,7 +678,7 @@ def test_a_change_records_what_takes_it_back(server, run_module):
     path = fleet_file(server, "last_change.json")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     record = read_json(path)
-    assert set(record) == {"since", "undo", "after"}
+    assert set(record) == {"since", "undo", "after", "users_after"}
     # in the order of the writes: users (alice created, openvpn's address replaced), keys, the query file, the script
     assert record["undo"] == [
         ["delete_user", "alice", None],
@@ -690,6 +690,10 @@ def test_a_change_records_what_takes_it_back(server, run_module):
     ]
     assert record["after"] == {"host.name": sha256("vpn.example.com"), "vpn.client.routing.reroute_gw": sha256("false"),
                                QUERY_KEY: sha256(QUERY_FILE), SCRIPT_KEY: sha256(SCRIPT)}
+    # what the writes left of each user: alice as created (with the type a new user gets), openvpn's property
+    assert record["users_after"] == {
+        "alice": {"pvt_hw_addr": sha256("00:11:22:33:44:55"), "type": sha256("user_connect")},
+        "openvpn": {"pvt_hw_addr": sha256("00:11:22:33:44:66")}}
 
 
 def test_a_removal_records_the_value_removed(server, run_module):
