@@ -85,6 +85,23 @@ def read_change(directory):
     return _read(os.path.join(directory, LAST_CHANGE))
 
 
+def change_text(directory):
+    """The record as it is on disk (to put back when a change is undone), or None."""
+    try:
+        with open(os.path.join(directory, LAST_CHANGE), "rb") as handle:
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def put_back_change(directory, text):
+    """Put back the record ``change_text`` returned (None: there was none)."""
+    if text is None:
+        drop_change(directory)
+    else:
+        write_private(os.path.join(private_dir(directory), LAST_CHANGE), text)
+
+
 def drop_change(directory):
     try:
         os.unlink(os.path.join(directory, LAST_CHANGE))

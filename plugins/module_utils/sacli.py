@@ -303,9 +303,14 @@ class SacliRunner:
         temp = None
         try:
             if value is not None:
-                fd, temp = tempfile.mkstemp(prefix="sacli-value-", dir=self.tmpdir or self.module.tmpdir)
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(value.encode("utf-8"))
+                try:
+                    fd, temp = tempfile.mkstemp(prefix="sacli-value-", dir=self.tmpdir or self.module.tmpdir)
+                    with os.fdopen(fd, "wb") as handle:
+                        handle.write(value.encode("utf-8"))
+                except OSError as exc:
+                    # a full disk, say: a failed call like any other, undone by the caller
+                    raise SacliCommandError("cannot write the value file of sacli %s: %s" % (command, exc),
+                                            self.describe(command, key, user, pfilt, True)) from None
                 value_path = temp
             argv = self.argv(command, key, user, pfilt, value_path)
             try:

@@ -19,17 +19,28 @@ server_restore, whose plan is the undo of the last change) goes through here, wi
   handler: the gate after it) removes it.
 * **Undo**: when a write fails, the writes made before it are taken back, the last first, and the
   pending record is left as it was before the run; the failure says what was undone.
-* **Last change**: after the writes, ``last_change.json`` records what takes them back, for
-  ``server_restore``; while an earlier change still waits for ``sacli start`` (the pending record),
-  the record takes back both, so that a restore undoes all that the start applies.
+* **Room**: before anything is written, the disks of the state folder, the value files and the
+  backups must have room for the change, its undo and its records; a value file that cannot be
+  written is a failed write like any other, undone.
+* **Last change**: before the first write, ``last_change.json`` records what takes the writes back,
+  for ``server_restore`` (a change whose undo cannot be recorded is not made); while an earlier
+  change still waits for ``sacli start`` (the pending record), the record takes back both, so that
+  a restore undoes all that the start applies. Writes that fail and are undone put it back as it was.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import os
 
-from ansible_collections.ovpnas.fleet.plugins.module_utils.last_change import record_change, undo_writes
+from ansible_collections.ovpnas.fleet.plugins.module_utils.last_change import (
+    change_text,
+    put_back_change,
+    record_change,
+    undo_writes,
+)
 from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     MANAGED_KEYS,
     SacliError,
@@ -50,6 +61,8 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import (
 )
 from ansible_collections.ovpnas.fleet.plugins.module_utils.userprops import needs_restart, plan_users, put_order
 
+# bytes a change leaves free on every disk it writes to, beyond what it writes (file system overhead)
+ROOM_MARGIN = 16384
 # what the backup of each managed key is called
 BACKUP_NAMES = {MANAGED_KEYS[0]: "post_auth_script.py", MANAGED_KEYS[1]: "app_verify.txt"}
 
@@ -175,6 +188,43 @@ class Plan:
             written[name] = props
         return written
 
+    def steps(self):
+        """[(undo entry or None, write or None)] in the order of the writes: users, keys, query file, script."""
+        steps = []
+        for name in sorted(self.user_writes):
+            have = self.users.get(name)
+            puts, deletes, delete_all = self.user_writes[name]
+            if delete_all:
+                steps.append((("restore_user", name, have), functools.partial(self.runner.userprop_del_all, name)))
+                continue
+            if have is None:
+                steps.append((("delete_user", name, None), None))
+            for key in put_order(puts):
+                entry = None if have is None else ("user_prop", name, (key, have.get(key)))
+                steps.append((entry, functools.partial(self.runner.userprop_put, name, key, puts[key])))
+            for key in deletes:
+                steps.append((("user_prop", name, (key, have.get(key))),
+                              functools.partial(self.runner.userprop_del, name, key)))
+        for key in self.key_order():
+            value = self.keys[key]
+            write = (functools.partial(self.runner.config_del, key) if value is None
+                     else functools.partial(self.runner.config_put, key, value=value))
+            steps.append((("key", key, self.config.get(key)), write))
+        return steps
+
+    def planned_undo(self):
+        """What takes back all the writes of the plan, in the order of the writes."""
+        return [entry for entry, _write in self.steps() if entry is not None]
+
+    def room_needed(self):
+        """Bytes the writes need on disk at most at once: the largest value file, for a write or its undo."""
+        values = [value for value in self.keys.values() if value is not None]
+        values += [self.config.get(key) or "" for key in self.keys]
+        for name, (puts, _deletes, _delete_all) in self.user_writes.items():
+            values += [str(value) for value in puts.values()]
+            values += [str(value) for value in (self.users.get(name) or {}).values()]
+        return max([len(value.encode("utf-8")) for value in values] or [0])
+
     def apply(self):
         """Run the writes; on a failure undo those made, then raise the failure.
 
@@ -183,29 +233,11 @@ class Plan:
         """
         undo = self.undo = []
         try:
-            for name in sorted(self.user_writes):
-                have = self.users.get(name)
-                puts, deletes, delete_all = self.user_writes[name]
-                if delete_all:
-                    undo.append(("restore_user", name, have))
-                    self.runner.userprop_del_all(name)
-                    continue
-                if have is None:
-                    undo.append(("delete_user", name, None))
-                for key in put_order(puts):
-                    if have is not None:
-                        undo.append(("user_prop", name, (key, have.get(key))))
-                    self.runner.userprop_put(name, key, puts[key])
-                for key in deletes:
-                    undo.append(("user_prop", name, (key, have.get(key))))
-                    self.runner.userprop_del(name, key)
-            for key in self.key_order():
-                value = self.keys[key]
-                undo.append(("key", key, self.config.get(key)))
-                if value is None:
-                    self.runner.config_del(key)
-                else:
-                    self.runner.config_put(key, value=value)
+            for entry, write in self.steps():
+                if entry is not None:
+                    undo.append(entry)
+                if write is not None:
+                    write()
         except SacliError as exc:
             exc.undone, exc.not_undone = undo_writes(self.runner, undo, SacliError)
             raise
@@ -219,6 +251,41 @@ def refuse_bad_names(module, plan, result, pending=None):
                          **dict(result, changed=bool(pending), commands=[]))
 
 
+def _free(path):
+    """(bytes free to this user, device) of the filesystem that holds ``path``, or of its nearest folder."""
+    while path and not os.path.isdir(path):
+        path = os.path.dirname(path)
+    stat = os.statvfs(path or "/")
+    return stat.f_bavail * stat.f_frsize, os.stat(path or "/").st_dev
+
+
+def room_short(module, directory, backup_folder, plan):
+    """Why the disk cannot take the change whole (with its records, backups and value files), or None.
+
+    Checked before anything is written: a write that fails on a full disk is undone, but an undo
+    needs room too, and so does the record that lets a restore take the change back.
+    """
+    state = 2 * (len(json.dumps(plan.planned_undo())) + len(json.dumps(plan.users_written()))
+                 + len(json.dumps(plan.changes(), default=str)) + len(change_text(directory) or "")) + ROOM_MARGIN
+    needs = [(directory, state), (plan.runner.tmpdir or module.tmpdir, plan.room_needed() + ROOM_MARGIN)]
+    if backup_folder:
+        saved = sum(len(plan.config[key].encode("utf-8")) for key in plan.key_order()
+                    if key in BACKUP_NAMES and plan.config.get(key) is not None)
+        needs.append((backup_folder, saved + ROOM_MARGIN))
+    devices = {}
+    try:
+        for path, need in needs:
+            free, device = _free(path)
+            paths, total = devices.get(device, ([], 0))
+            devices[device] = (paths + [path], total + need)
+            if total + need > free:
+                return "not enough room on the disk of %s: %d bytes free, about %d needed" % (
+                    ", ".join(paths + [path]), free, total + need)
+    except OSError as exc:
+        return "cannot tell the room left on the disk of %s: %s" % (directory, exc)
+    return None
+
+
 def commit(module, directory, plan, result, run=None):
     """Make the writes of ``plan`` (outside check mode): backups, pending record, writes with undo, last change.
 
@@ -228,9 +295,12 @@ def commit(module, directory, plan, result, run=None):
     params = module.params
     pending = read_pending(directory)
     refuse_bad_names(module, plan, result, pending)
+    folder = params["backup_dir"] or os.path.join(directory, "backups")
+    short = room_short(module, directory, folder if params["backup"] else None, plan)
+    if short:
+        module.fail_json(msg="%s; nothing was changed" % short, **dict(result, changed=bool(pending), commands=[]))
     backups = {}
     if params["backup"]:
-        folder = params["backup_dir"] or os.path.join(directory, "backups")
         for key in plan.key_order():
             if key in BACKUP_NAMES and plan.config.get(key) is not None:
                 try:
@@ -239,34 +309,49 @@ def commit(module, directory, plan, result, run=None):
                     module.fail_json(msg="cannot write the backup in %s: %s; nothing was changed" % (folder, exc),
                                      **dict(result, changed=bool(pending), commands=[]))
     restart = plan.restart_required
+    earlier_change = change_text(directory)
+
+    def put_back_records():
+        """The records as they were before this run: the server is as it was."""
+        try:
+            put_back_change(directory, earlier_change)
+            if restart:
+                if pending:
+                    write_pending(directory, pending)
+                else:
+                    clear_pending(directory)
+        except OSError:
+            pass
+
+    def put_back(why):
+        put_back_records()
+        module.fail_json(msg=why, **dict(result, changed=bool(pending), commands=[]))
+
     if restart:
         # before the first write: a run killed after it still leaves the record
         try:
             record_pending(directory, plan.changes(), {key: sha256_text(plan.keys[key]) for key in MANAGED_KEYS
                                                        if key in plan.keys}, run=run)
         except OSError as exc:
-            module.fail_json(msg="cannot write the pending-apply record in %s: %s; nothing was changed"
-                                 % (directory, exc), **dict(result, changed=bool(pending), commands=[]))
+            put_back("cannot write the pending-apply record in %s: %s; nothing was changed" % (directory, exc))
+    # what takes the change back (ovpnas.fleet.server_restore), with what it leaves live, before the first write:
+    # a change whose undo cannot be kept is not made
+    try:
+        record_change(directory, plan.planned_undo(), {key: sha256_text(value) for key, value in plan.keys.items()},
+                      extend=bool(pending), users=plan.users_written())
+    except OSError as exc:
+        put_back("cannot record what takes the change back in %s: %s; nothing was changed" % (directory, exc))
     try:
         plan.apply()
     except SacliError as exc:
         not_undone = getattr(exc, "not_undone", [])
-        if not not_undone and restart:
-            # the server is as it was: only an earlier change (if any) still waits for start
-            if pending:
-                write_pending(directory, pending)
-            else:
-                clear_pending(directory)
+        if not not_undone:
+            # the server is as it was: only an earlier change (if any) still waits for start, and is the last one
+            put_back_records()
         exc.msg = "%s; %s" % (exc.msg, "the writes made before it were undone" if not not_undone
                               else "undoing the writes made before it failed for %s" % ", ".join(not_undone))
         # the server is as it was, or holds writes that could not be undone and that a start must apply
         fail_from_error(module, exc, **dict(result, changed=bool(not_undone), restart_required=bool(not_undone),
                                             commands=plan.runner.commands))
     result["commands"] = plan.runner.commands
-    # what takes this change back (ovpnas.fleet.server_restore), with what it left live
-    try:
-        record_change(directory, plan.undo, {key: sha256_text(value) for key, value in plan.keys.items()},
-                      extend=bool(pending), users=plan.users_written())
-    except OSError as exc:
-        module.warn("cannot record the change in %s (a restore will not find it): %s" % (directory, exc))
     return backups

@@ -128,6 +128,17 @@ def test_value_file_removed_even_when_sacli_fails(fake):
     assert not os.path.exists(fake.seen[0]["value_file"])
 
 
+def test_a_value_file_that_cannot_be_written_is_a_failed_call(fake):
+    """A full disk, or a folder gone: a SacliError like any failed call (the caller undoes), sacli never run."""
+    runner = SacliRunner(fake)
+    runner.tmpdir = os.path.join(fake.tmpdir, "gone")
+    with pytest.raises(SacliCommandError) as info:
+        runner.config_put("k", "s3cr3t value")
+    assert str(info.value).startswith("cannot write the value file of sacli ConfigPut: ")
+    assert "s3cr3t" not in str(info.value)
+    assert fake.seen == []
+
+
 def test_deletes_and_start(fake):
     fake.outputs = [(0, "", ""), (0, "", ""), (0, "", ""), (0, START_FULL, "")]
     runner = SacliRunner(fake)

@@ -3,6 +3,7 @@
 import json
 import os
 import stat
+import subprocess
 import sys
 
 import pytest
@@ -726,3 +727,77 @@ def test_a_run_that_writes_nothing_keeps_the_last_record(server, run_module):
         assert again["changed"] is False
     with open(path) as handle:
         assert handle.read() == record, "a run that wrote nothing replaced the record of the last change"
+
+
+# a full disk -----------------------------------------------------------------------------------
+
+@pytest.fixture
+def small_disk(server):
+    """The collection's folder on the server on a filesystem of a few KiB (a tmpfs), unmounted afterwards."""
+    path = fleet_dir(server)
+    os.makedirs(path, exist_ok=True)
+    mounted = []
+
+    def mount(kib):
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dk,mode=0700" % kib, "tmpfs", path],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            pytest.skip("a filesystem cannot be mounted here: %s" % proc.stderr.strip())
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in mounted:
+        subprocess.run(["umount", path], check=False)
+
+
+@pytest.mark.parametrize("kib", [48, 56, 64])
+def test_a_disk_too_small_for_the_change_and_its_undo_changes_nothing(server, run_module, small_disk, kib):
+    server.sacli("--key", SCRIPT_KEY, "--value", "# the old script\n" + "x = 1\n" * 4000, "ConfigPut")
+    before = server.config(), server.userprops()
+    small_disk(kib)
+
+    result = run(run_module, server, backup=False, **everything())
+
+    assert result["failed"] is True, result
+    assert "not enough room on the disk of %s" % fleet_dir(server) in result["msg"]
+    assert result["msg"].endswith("; nothing was changed")
+    assert writes(server) == []
+    assert (server.config(), server.userprops()) == before
+    assert not os.path.exists(fleet_file(server, "pending_apply.json"))
+    assert not os.path.exists(fleet_file(server, "last_change.json"))
+
+
+def test_a_change_whose_undo_cannot_be_recorded_is_not_made(server, run_module):
+    before = server.config(), server.userprops()
+    # the record cannot be written where it goes
+    os.makedirs(os.path.join(fleet_file(server, "last_change.json"), "in-the-way"))
+
+    result = run(run_module, server, **everything())
+
+    assert result["failed"] is True, result
+    assert "cannot record what takes the change back in %s" % fleet_dir(server) in result["msg"]
+    assert result["msg"].endswith("; nothing was changed")
+    assert writes(server) == []
+    assert (server.config(), server.userprops()) == before
+    assert not os.path.exists(fleet_file(server, "pending_apply.json"))
+
+
+def test_the_undo_is_recorded_before_the_first_write(server, run_module):
+    # the first write fails: the record was there before it, and is taken away with the change
+    server.set_fault("userpropput", action="exit", rc=1, times=1)
+    result = run(run_module, server, **everything())
+    assert result["failed"] is True and "the writes made before it were undone" in result["msg"], result
+    assert not os.path.exists(fleet_file(server, "last_change.json"))
+    assert not os.path.exists(fleet_file(server, "pending_apply.json"))
+
+    # a later write fails after the first went through: the earlier record is put back as it was
+    result = run(run_module, server, users={"bob": {"pvt_hw_addr": "00:11:22:33:44:66"}})
+    assert result["failed"] is False, result
+    with open(fleet_file(server, "last_change.json")) as handle:
+        earlier = handle.read()
+    server.set_fault("configput", action="exit", rc=1, times=1)
+    result = run(run_module, server, **everything())
+    assert result["failed"] is True and "the writes made before it were undone" in result["msg"], result
+    with open(fleet_file(server, "last_change.json")) as handle:
+        assert handle.read() == earlier
