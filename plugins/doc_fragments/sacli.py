@@ -104,6 +104,7 @@ notes:
     (a run killed between the start and the gate) is never forgotten.
   - When a write fails, the writes made before it are undone, the last first, and the failure says so; the
     pending-apply record is then left as it was before the run.
-  - After the writes, C(last_change.json) in O(state_dir) (mode 0600) records what takes them back, for
-    M(ovpnas.fleet.server_restore).
+  - Before the first write, C(last_change.json) in O(state_dir) (mode 0600) records what takes the writes back,
+    for M(ovpnas.fleet.server_restore); a change whose undo cannot be recorded is not made, nor one the disks
+    have no room for (with its undo, records, backups and value files).
 """

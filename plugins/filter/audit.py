@@ -44,7 +44,8 @@ def _host_entry(host, data, register):
     entry["users_differ"] = list(result.get("changed_users") or [])
     pending = result.get("pending_apply")
     if pending:
-        entry["differs"].append("not applied yet: a change of %s is waiting for sacli start" % pending.get("since"))
+        entry["differs"].append("not applied yet: a change of %s is waiting for sacli start"
+                                % (pending.get("since") or "unknown date"))
     if entry["differs"] or entry["users_differ"]:
         entry["status"] = "drift"
     return entry

@@ -110,8 +110,15 @@ def drop_change(directory):
 
 
 def record_applied(directory, record):
-    """Note a start after which every service was up, with what it applied (a pending-apply record)."""
-    applied = dict(record or {}, applied=now())
+    """Note a start after which every service was up, with what it applied (a pending-apply record).
+
+    The sha256 of the script and the query file are kept from earlier starts for a key the change did
+    not write: ``applied.json`` names what the last start applied of each.
+    """
+    earlier = read_applied(directory) or {}
+    digests = dict(earlier["sha256"]) if isinstance(earlier.get("sha256"), dict) else {}
+    digests.update((record or {}).get("sha256") or {})
+    applied = dict(record or {}, applied=now(), sha256=digests)
     write_private(os.path.join(private_dir(directory), APPLIED), json.dumps(applied, sort_keys=True))
     return applied
 

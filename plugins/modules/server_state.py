@@ -355,6 +355,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.secrets import hide_s
 from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import (
     fleet_dir,
     read_pending,
+    record_pending,
     staging,
     standby_reason,
 )
@@ -551,13 +552,27 @@ def converge(module, runner, directory, staged, wanted, is_secret):
     # an earlier task of this run made (the host_checker role before post_auth), whose handler may still run; both
     # count as a change to apply (a second notification costs nothing), only the first is worth a warning
     pending = read_pending(directory)
+    unapplied = [] if pending else unapplied_keys(wanted, config, plan, read_applied(directory))
+    if unapplied:
+        # what the database holds was never applied by a start of this collection: its pending record was removed,
+        # or it was loaded without sacli start; noted as pending, so that the handler starts and gates it
+        pending = dict(since=None, changes=unapplied, sha256={key: sha256_text(config.get(key)) for key in unapplied})
+        module.warn("the live %s is not what the last sacli start of this collection applied (a pending-apply "
+                    "record was removed, or it was loaded without a start): the server is started again"
+                    % " and ".join(unapplied))
+        if not module.check_mode:
+            try:
+                pending = record_pending(directory, unapplied, pending["sha256"], run=params["run"])
+            except OSError as exc:
+                module.fail_json(msg="cannot write the pending-apply record in %s: %s; nothing was changed"
+                                     % (directory, exc), **result)
     changed_keys = sorted(plan.keys)
     restart = plan.restart_required
     result.update(changed=bool(plan.keys or plan.user_writes or pending), restart_required=restart or bool(pending),
                   changed_keys=changed_keys, changed_users=sorted(plan.user_writes), commands=plan.commands())
     if pending:
         result["pending_apply"] = pending
-        if not (params["run"] and pending.get("run") == params["run"]):
+        if not unapplied and not (params["run"] and pending.get("run") == params["run"]):
             module.warn("a change made on this server at %s (%s) was never applied (its sacli start failed or did "
                         "not run): the server is started again" % (pending.get("since"),
                                                                    ", ".join(pending.get("changes", [])) or "unknown"))
@@ -594,6 +609,18 @@ def converge(module, runner, directory, staged, wanted, is_secret):
         if key in backups:
             result[option]["backup_file"] = backups[key]
     module.exit_json(**result)
+
+
+def unapplied_keys(wanted, config, plan, applied):
+    """The script and query file keys, managed here and not written now, whose live value is not the one the
+    last start of this collection applied (``applied.json``); none where nothing was recorded."""
+    digests = (applied or {}).get("sha256")
+    if not isinstance(digests, dict):
+        return []
+    managed = [key for key, option in ((POST_AUTH_KEY, "script"), (APP_VERIFY_KEY, "query_file"))
+               if wanted[option].managed and key not in plan.keys]
+    return [key for key in managed
+            if isinstance(digests.get(key), str) and sha256_text(config.get(key)) != digests[key]]
 
 
 def live_report(config, directory):

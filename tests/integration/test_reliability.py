@@ -18,6 +18,8 @@ import uuid
 from conftest import ANSIBLE_BIN, REPO, recap, run_playbook, write_inventory
 from test_deploy import DEPLOY, QUERY_KEY, SCRIPT_KEY, VARIABLES
 
+AUDIT = os.path.join(REPO, "playbooks", "audit_postauth.yml")
+
 # secrets made up per run, so that no file of a checkout holds them
 RUN = uuid.uuid4().hex[:16]
 DUO_KEY = "duo-skey-'\"$(id)-%s" % RUN
@@ -294,6 +296,41 @@ def test_a_restore_keeps_what_someone_changed_during_the_gate(make_fleet, tmp_pa
     assert bob["pvt_hw_addr"] == "00:11:22:33:44:88" and bob["prop_autologin"] == "true"
     assert state(server)["alice"] == "00:11:22:33:44:55"
     assert server.commands("authcli") == ["authenticate", "authenticate"], "gated, then gated again after the restore"
+
+
+def test_a_change_whose_pending_record_was_removed_is_still_started_and_gated(make_fleet, tmp_path):
+    """B's start fails and someone removes its pending record by hand: the database holds B, the server runs A. The
+    audit sees it, and the next deploy starts and gates B instead of finding nothing to roll out."""
+    fleet, inventory, _a, b = fleet_with_a(make_fleet, tmp_path, 1)
+    server = fleet["as01"]
+    server.set_fault("start", action="exit", rc=1, times=1)
+    result, hosts = deploy(inventory, b)
+    assert result.returncode != 0 and hosts["as01"]["failed"] == 1, result.stdout
+    pending = os.path.join(server.path, "etc", "ovpnas_fleet", "pending_apply.json")
+    os.unlink(pending)
+    server.reset_calls()
+
+    report_dir = tmp_path / "report"
+    audit = run_playbook(AUDIT, inventory, "-e", b, "-e", "ovpnas_audit_dir=%s" % report_dir)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    with open(report_dir / "drift.json") as handle:
+        entry = json.load(handle)["hosts"][0]
+    assert entry["status"] == "drift", entry
+    assert "not applied yet: a change of unknown date is waiting for sacli start" in entry["differs"]
+    assert set(server.commands()) == {"ConfigQuery", "UserPropGet"} and not os.path.exists(pending), "it only reads"
+
+    result, _hosts = deploy(inventory, b)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Nothing to roll out" not in result.stdout
+    assert "is not what the last sacli start of this collection applied" in " ".join(result.stderr.split())
+    commands = server.commands()
+    assert [c for c in commands if c in ("ConfigPut", "ConfigDel", "UserPropPut", "UserPropDel")] == []
+    assert commands.count("start") == 1 and not os.path.exists(pending)
+
+    server.reset_calls()
+    result, _hosts = deploy(inventory, b)
+    assert result.returncode == 0 and "Nothing to roll out" in result.stdout, result.stdout
+    assert set(server.commands()) == {"ConfigQuery", "UserPropGet"}
 
 
 def test_two_runs_at_once_never_mix(make_fleet, tmp_path):

@@ -231,8 +231,18 @@ def test_every_successful_start_notes_applied(server, run_module):
     assert not result["failed"], result
     assert stat.S_IMODE(os.stat(fleet_file(server, "applied.json")).st_mode) == 0o600
     applied = read_json(fleet_file(server, "applied.json"))
-    assert list(applied) == ["applied"]
+    # nothing named: no script or query file noted as applied
+    assert applied == {"applied": applied["applied"], "sha256": {}}
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", applied["applied"])
+
+
+def test_what_earlier_starts_applied_is_kept_for_what_a_start_does_not_name(server, run_module):
+    script, query_file = "auth.module.post_auth_script", "vpn.client.app_verify"
+    assert not run(run_module, server, record={"sha256": {script: "s1", query_file: "q1"}})["failed"]
+    assert not run(run_module, server, record={"sha256": {script: "s2"}})["failed"]
+    assert read_json(fleet_file(server, "applied.json"))["sha256"] == {script: "s2", query_file: "q1"}
+    assert not run(run_module, server)["failed"]
+    assert read_json(fleet_file(server, "applied.json"))["sha256"] == {script: "s2", query_file: "q1"}
 
 
 def test_record_is_noted_when_nothing_is_pending(server, run_module):

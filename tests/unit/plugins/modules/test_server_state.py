@@ -612,7 +612,7 @@ def test_report_of_a_start_that_recorded_no_script(server, run_module):
     server.sacli("--key", SCRIPT_KEY, "--value", SCRIPT, "ConfigPut")
     started = run_module(sacli_start.main, dict(sacli_path=server.sacli_path, wait_interval=0.1))
     assert started["failed"] is False and started["pending_apply_cleared"] is False
-    assert "sha256" not in read_json(fleet_file(server, "applied.json"))
+    assert read_json(fleet_file(server, "applied.json"))["sha256"] == {}
     result = run(run_module, server, check_mode=True, report=True, users={})
     assert result["live"]["post_auth"]["sha256"] == sha256(SCRIPT)
     assert result["live"]["applied"] is None
@@ -801,3 +801,43 @@ def test_the_undo_is_recorded_before_the_first_write(server, run_module):
     assert result["failed"] is True and "the writes made before it were undone" in result["msg"], result
     with open(fleet_file(server, "last_change.json")) as handle:
         assert handle.read() == earlier
+
+
+# a change never applied, without its pending record ----------------------------------------------
+
+def test_a_script_never_applied_is_started_again_without_its_pending_record(server, run_module, module_warnings):
+    # applied once: applied.json names the script and the query file
+    assert run(run_module, server, **everything())["changed"] is True
+    applied(run_module, server)
+    # a new script, whose start failed; then someone removes the pending record by hand
+    new_script = SCRIPT.replace("SYNCHRONOUS = True\n", "SYNCHRONOUS = True\nLIMIT = 3\n")
+    assert run(run_module, server, post_auth=post_auth(content=new_script))["restart_required"] is True
+    os.unlink(fleet_file(server, "pending_apply.json"))
+
+    for check_mode in (True, False):
+        module_warnings.clear()
+        result = run(run_module, server, check_mode=check_mode, post_auth=post_auth(content=new_script))
+        assert result["failed"] is False, result
+        # nothing to write, but the database holds a script no start of the collection applied
+        assert writes(server) == [] and result["changed_keys"] == []
+        assert result["changed"] is True and result["restart_required"] is True
+        assert result["pending_apply"]["changes"] == [SCRIPT_KEY]
+        assert result["pending_apply"]["sha256"] == {SCRIPT_KEY: sha256(new_script)}
+        assert "is not what the last sacli start of this collection applied" in str(result.get("warnings")), result
+        # check mode writes no record; a real run notes it, for the handler's start and gate
+        assert os.path.exists(fleet_file(server, "pending_apply.json")) is (not check_mode)
+
+    applied(run_module, server)
+    # applied now: the script, and the query file of the earlier start
+    assert set(read_json(fleet_file(server, "applied.json"))["sha256"]) == {SCRIPT_KEY, QUERY_KEY}
+    module_warnings.clear()
+    result = run(run_module, server, **everything(post_auth=post_auth(content=new_script)))
+    assert result["changed"] is False and result["restart_required"] is False, result
+    assert "sacli start" not in str(result.get("warnings"))
+
+
+def test_no_record_of_a_start_is_not_a_change_never_applied(server, run_module):
+    # a server the collection never started (no applied.json): what is live is taken as applied
+    server.sacli("--key", SCRIPT_KEY, "--value", SCRIPT, "ConfigPut")
+    result = run(run_module, server, post_auth=post_auth())
+    assert result["changed"] is False and "pending_apply" not in result, result
