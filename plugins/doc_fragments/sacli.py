@@ -85,7 +85,8 @@ options:
     description:
       - The collection's root-only folder on the server (mode 0700) that holds the lock, the pending-apply record,
         the record of the last change and the staging folders.
-      - Defaults to C(etc/ovpnas_fleet) under the Access Server folder, found from O(sacli_path).
+      - Defaults to C(etc/ovpnas_fleet) under the Access Server folder, found from the real path of O(sacli_path)
+        (a link to C(sacli) elsewhere names the same folder, and so the same lock).
         M(ovpnas.fleet.sacli_start) must be given the same folder.
     type: path
   lock_timeout:

@@ -35,10 +35,15 @@ class LockTimeoutError(Exception):
     """Another run holds the server's lock."""
 
 
+def as_folder(sacli_path):
+    """The Access Server folder that holds ``scripts/sacli``, from sacli's real path: a link to sacli
+    elsewhere (``/usr/local/bin/sacli``) names the same folder, and so the same lock and records."""
+    return os.path.dirname(os.path.dirname(os.path.realpath(sacli_path)))
+
+
 def fleet_dir(sacli_path):
     """``etc/ovpnas_fleet`` of the Access Server folder that holds ``scripts/sacli``."""
-    as_root = os.path.dirname(os.path.dirname(os.path.abspath(sacli_path)))
-    return os.path.join(as_root, "etc", "ovpnas_fleet")
+    return os.path.join(as_folder(sacli_path), "etc", "ovpnas_fleet")
 
 
 def agent_socket(sacli_path):
@@ -46,7 +51,7 @@ def agent_socket(sacli_path):
 
     ``~`` in as.conf stands for its folder; without a readable as.conf, ``etc/sock/sagent``.
     """
-    etc = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(sacli_path))), "etc")
+    etc = os.path.join(as_folder(sacli_path), "etc")
     path = "~/sock/sagent"
     try:
         with open(os.path.join(etc, "as.conf")) as handle:
@@ -60,7 +65,11 @@ def agent_socket(sacli_path):
 
 
 def standby_reason(sacli_path):
-    """Why sacli cannot reach the services, when the agent socket is missing (a failover standby), or None."""
+    """Why sacli cannot reach the services of an installed Access Server whose agent socket is missing (a
+    failover standby), or None: anything else (no Access Server there, no sacli) is a failure, not a standby."""
+    sacli = os.path.realpath(sacli_path)
+    if not (os.path.isfile(sacli) and os.path.isfile(os.path.join(as_folder(sacli_path), "etc", "as.conf"))):
+        return None
     sock = agent_socket(sacli_path)
     if os.path.exists(sock):
         return None

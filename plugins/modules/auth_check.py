@@ -46,7 +46,7 @@ options:
   authcli_path:
     description:
       - Path of C(authcli) on the managed host.
-      - Defaults to C(authcli) in the folder of O(sacli_path).
+      - Defaults to C(authcli) in the folder of O(sacli_path) (of its real path, when it is a link).
     type: path
   status:
     description:
@@ -497,7 +497,7 @@ def main():
     logins = params["logins"]
     check_logins(module)
     runner = SacliRunner(module)
-    authcli = params["authcli_path"] or os.path.join(os.path.dirname(runner.path), "authcli")
+    authcli = params["authcli_path"] or os.path.join(os.path.dirname(os.path.realpath(runner.path)), "authcli")
     canary = Canary(module, authcli, params["sacli_timeout"])
 
     if module.check_mode:

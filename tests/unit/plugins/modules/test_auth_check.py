@@ -85,6 +85,18 @@ def only(result):
 
 # outcomes ---------------------------------------------------------------------------------
 
+def test_authcli_is_found_beside_the_real_sacli_when_sacli_is_a_link(users, run_module, tmp_path):
+    link = tmp_path / "bin" / "sacli"
+    link.parent.mkdir()
+    link.symlink_to(users.sacli_path)
+
+    result = run(run_module, users, sacli_path=str(link), logins=[login()])
+
+    assert not result["failed"], result
+    assert only(result)["status"] == "SUCCEED"
+    assert users.commands("authcli") == ["authenticate"]
+
+
 @pytest.mark.parametrize("header", [True, False], ids=["AUTH_RETURN", "no header"])
 def test_succeed_login(users, run_module, header):
     users.settings(authcli_header=header)

@@ -567,6 +567,35 @@ def test_a_failed_read_on_a_running_node_is_no_standby(server, run_module):
     assert "standby" not in result and "skipped" not in result
 
 
+def test_no_access_server_at_the_sacli_path_is_a_failure_not_a_standby(server, run_module, tmp_path):
+    # a folder without Access Server: no sacli, no agent socket
+    result = run(run_module, server, sacli_path=str(tmp_path / "elsewhere" / "scripts" / "sacli"), **everything())
+    assert result["failed"] is True and "sacli not found" in result["msg"], result
+    assert "standby" not in result and "skipped" not in result
+    # an Access Server folder without its as.conf, whose services are not up: not one to call a standby either
+    server.settings(standby=True)
+    os.rename(os.path.join(server.path, "etc", "as.conf"), os.path.join(server.path, "etc", "as.conf.moved"))
+    try:
+        result = run(run_module, server, **everything())
+    finally:
+        os.rename(os.path.join(server.path, "etc", "as.conf.moved"), os.path.join(server.path, "etc", "as.conf"))
+        server.settings(standby=False)
+    assert result["failed"] is True and "standby" not in result and "skipped" not in result, result
+
+
+def test_sacli_through_a_link_elsewhere_uses_the_access_server_folder(server, run_module, tmp_path):
+    link = tmp_path / "bin" / "sacli"
+    link.parent.mkdir()
+    link.symlink_to(server.sacli_path)
+    result = run(run_module, server, sacli_path=str(link), **everything())
+    assert result["failed"] is False and result["changed"] is True, result
+    # the records are those of the Access Server folder, where a run through the real path finds them
+    assert os.path.exists(fleet_file(server, "pending_apply.json"))
+    assert not (tmp_path / "etc").exists()
+    again = run(run_module, server, **everything())
+    assert again["changed"] is True and again["changed_keys"] == [] and again["pending_apply"], again
+
+
 def test_report_shows_what_is_live_and_when_it_was_applied(server, run_module):
     run(run_module, server, **everything())
     # changed, not yet started: the live script was never applied
