@@ -196,6 +196,17 @@ def before_the_change(undo):
     return keys, users, props
 
 
+def changed_since(after, config, before):
+    """The keys the change wrote that hold something else now: neither what it wrote nor what was there before
+    it (a write that a killed run never made has nothing to restore, and nothing to protect)."""
+    changed = []
+    for key, digest in sorted(after.items()):
+        live = sha256_text(config.get(key))
+        if live != digest and not (key in before and live == sha256_text(before[key])):
+            changed.append(key)
+    return changed
+
+
 def _digest(value):
     return sha256_text(None if value is None else str(value))
 
@@ -240,7 +251,8 @@ def plan_restore(runner, config, live_users, undo, written=None):
         wrote = written.get(name)
         if name not in users and isinstance(wrote, dict):
             for key in sorted(previous):
-                if key in wrote and _digest((have or {}).get(key)) != wrote[key]:
+                live = _digest((have or {}).get(key))
+                if key in wrote and live != wrote[key] and live != _digest(previous[key]):
                     kept.append("%s.%s" % (name, key))
                     del previous[key]
         wanted = dict(users.get(name) or {}, **{k: v for k, v in previous.items() if v is not None})
@@ -301,7 +313,7 @@ def restore(module, runner, directory):
     hide_secrets(module, config, is_secret, script=config.get(POST_AUTH_KEY))
     for props in live_users.values():
         hide_secrets(module, props, is_secret)
-    result["changed_since"] = sorted(k for k, digest in after.items() if sha256_text(config.get(k)) != digest)
+    result["changed_since"] = changed_since(after, config, before_the_change(undo)[0])
     if result["changed_since"] and not module.params["force"]:
         module.fail_json(msg="keys the last change wrote were changed since (%s); nothing was restored (force=true "
                              "restores anyway)" % ", ".join(result["changed_since"]), **result)

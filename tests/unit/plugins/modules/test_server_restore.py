@@ -181,7 +181,7 @@ def test_check_mode_predicts_the_restore_and_changes_nothing(server, run_module)
 def test_a_key_edited_since_the_change_stops_the_restore(server, run_module, check_mode):
     changed(server, run_module)
     server.sacli("--key", "host.name", "--value", "by-hand.example.com", "ConfigPut")
-    server.sacli("--key", QUERY_KEY, "ConfigDel")
+    server.sacli("--key", QUERY_KEY, "--value", "all:OTHER=^other", "ConfigPut")
     live = server.config(), server.userprops()
     result = restore(run_module, server, check_mode=check_mode)
     assert result["failed"] is True
@@ -192,6 +192,21 @@ def test_a_key_edited_since_the_change_stops_the_restore(server, run_module, che
     assert writes(server) == []
     assert (server.config(), server.userprops()) == live
     assert os.path.exists(record_path(server)), "the record is kept for a forced restore"
+
+
+def test_what_holds_its_value_from_before_the_change_is_no_edit(server, run_module):
+    """A run killed among its writes leaves a record of them all: what it never wrote holds what was there before,
+    which is nothing to restore and nothing to protect."""
+    before_config, before_users = changed(server, run_module)
+    server.sacli("--key", "host.name", "--value", before_config["host.name"], "ConfigPut")
+    server.sacli("--key", QUERY_KEY, "ConfigDel")
+    server.sacli("--user", "openvpn", "--key", "prop_superuser", "--value",
+                 before_users["openvpn"]["prop_superuser"], "UserPropPut")
+    result = restore(run_module, server)
+    assert result["failed"] is False, result
+    assert result["changed_since"] == [] and result["users_changed_since"] == []
+    assert server.config() == before_config
+    assert server.userprops() == before_users
 
 
 def test_force_restores_what_was_edited_since(server, run_module):
