@@ -12,6 +12,7 @@ every other run sends the script itself.
 
 from __future__ import annotations
 
+from ansible import context
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.plugins.loader import lookup_loader
@@ -75,6 +76,8 @@ class ActionModule(ActionBase):
         run = controller_run()
         if run is not None:
             args["run"] = run
+        # module files a killed run left hold their arguments; a real run removes them, a check run names them
+        args["remove_module_leftovers"] = not context.CLIARGS.get("check", False)
 
         result.update(self._execute_module(MODULE, module_args=args, task_vars=task_vars))
         if differs_only:

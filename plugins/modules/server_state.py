@@ -195,6 +195,14 @@ options:
         it still counts as a change to apply, but is not reported as never applied. Without it, every record counts
         as another run's.
     type: str
+  remove_module_leftovers:
+    description:
+      - Remove the module files of this collection that a killed run left in Ansible's remote_tmp on the server
+        (C(ansible-tmp-*/AnsiballZ_*.py), which hold a module's arguments, secrets included), when no process uses
+        them and they are older than two minutes. Without it they are only returned, in RV(module_leftovers).
+      - The action plugin sets it, replacing any value given, unless the run is in check mode (C(--check)).
+    type: bool
+    default: false
 notes:
   - What is staged to be tested (the script, its cases, values for C(sacli)) goes to a private folder under
     O(state_dir), removed when the module ends; folders a killed run left behind are removed by the next run.
@@ -311,6 +319,14 @@ content_required:
   returned: when true
   type: bool
   sample: true
+module_leftovers:
+  description:
+    - Folders of module files of this collection that killed runs left on the server (see
+      O(remove_module_leftovers)), removed unless the run is in check mode.
+  returned: when some were found
+  type: list
+  elements: str
+  sample: [/root/.ansible/tmp/ansible-tmp-1796556042.0236719-32620-7810172133228]
 reads:
   description: The C(sacli) reads made (one C(ConfigQuery), and one C(UserPropGet) when O(users) is given).
   returned: always
@@ -325,11 +341,13 @@ commands:
   sample: ["sacli --key auth.module.post_auth_script --value_file=<private file> ConfigPut"]
 """
 
+import os
 import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ovpnas.fleet.plugins.module_utils.last_change import read_applied
+from ansible_collections.ovpnas.fleet.plugins.module_utils.leftovers import remove_module_leftovers
 from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import (
     APP_VERIFY_KEY,
     MANAGED_KEYS,
@@ -430,6 +448,7 @@ def main():
         users_exclusive_prefixes=dict(type="list", elements="str", default=[]),
         secret_keys=dict(type="list", elements="str", default=[], no_log=False),
         run=dict(type="str"),
+        remove_module_leftovers=dict(type="bool", default=False),
     )
     argument_spec.update(write_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -457,6 +476,12 @@ def main():
     for props in users.values():
         hide_secrets(module, props, is_secret)
 
+    leftovers = remove_module_leftovers(module, params["remove_module_leftovers"])
+    if leftovers:
+        module.warn("%s %d folder(s) of module files that killed runs left in %s (they hold the modules' arguments)"
+                    % ("removed" if params["remove_module_leftovers"] else "found", len(leftovers),
+                       os.path.dirname(leftovers[0])))
+
     runner = SacliRunner(module)
     directory = params["state_dir"] or fleet_dir(runner.path)
     wanted = dict(settings=settings, users=users, script=script, query_file=query_file)
@@ -465,7 +490,7 @@ def main():
         with locked(module, directory):
             staged = staging(directory, clean=not module.check_mode)
             runner.tmpdir = staged
-            converge(module, runner, directory, staged, wanted, is_secret)
+            converge(module, runner, directory, staged, wanted, is_secret, leftovers)
     finally:
         if staged is not None:
             shutil.rmtree(staged, ignore_errors=True)
@@ -532,9 +557,11 @@ def missing_apps(module, wanted, config, plan):
             for app in params["post_auth"]["required_apps"] if not covered(entries, app)]
 
 
-def converge(module, runner, directory, staged, wanted, is_secret):
+def converge(module, runner, directory, staged, wanted, is_secret, leftovers):
     params = module.params
     result = dict(changed=False, restart_required=False, changed_keys=[], changed_users=[], commands=[], reads=[])
+    if leftovers:
+        result["module_leftovers"] = leftovers
     config, current_users = read_server(module, runner, wanted, result)
     hide_secrets(module, config, is_secret, script=config.get(POST_AUTH_KEY))
     for name in wanted["users"]:

@@ -200,6 +200,11 @@ def test_a_killed_run_is_completed_by_the_next(make_fleet, tmp_path):
     server.root.clear_faults()
     staging = os.path.join(server.path, "etc", "ovpnas_fleet", "staging")
     assert stat.S_IMODE(os.stat(staging).st_mode) == 0o700
+    # the killed task's module file, with its arguments, is left behind; two minutes pass before the next run
+    leftovers = module_files(server)
+    assert leftovers, "the killed run left no module file"
+    for path in leftovers:
+        os.utime(path, (time.time() - 180,) * 2)
     server.reset_calls()
 
     result, _hosts = deploy(inventory, b)
@@ -207,6 +212,21 @@ def test_a_killed_run_is_completed_by_the_next(make_fleet, tmp_path):
     assert state(server)["alice"] == ALICE_B and state(server)["query"].count("\n") == 3
     assert server.commands().count("start") == 1
     assert not os.path.exists(pending) and os.listdir(staging) == []
+    assert module_files(server) == [], "the next run removes what the killed one left"
+    assert "module files that killed runs left" in result.stdout + result.stderr
+
+
+def module_files(server):
+    """Ansible's copies of the collection's modules, with their arguments, for ``server`` (its sacli path)."""
+    found = []
+    top = os.path.expanduser("~/.ansible/tmp")
+    for folder in os.listdir(top) if os.path.isdir(top) else []:
+        for name in os.listdir(os.path.join(top, folder)) if folder.startswith("ansible-tmp-") else []:
+            path = os.path.join(top, folder, name)
+            with open(path, "rb") as handle:
+                if name.startswith("AnsiballZ_") and server.path.encode() in handle.read():
+                    found.append(path)
+    return found
 
 
 def test_a_run_killed_during_start_leaves_the_change_to_its_gate(make_fleet, tmp_path):
