@@ -20,7 +20,7 @@ from ansible.plugins.loader import lookup_loader
 from ansible_collections.ovpnas.fleet.plugins.filter.host_checker import host_checker_query_file
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils.cluster import cluster_writer
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils.compose import ROLES, ComposeError, desired_state
-from ansible_collections.ovpnas.fleet.plugins.plugin_utils.run import controller_run
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.run import controller_run, live_runs
 
 MODULE = "ovpnas.fleet.server_state"
 
@@ -73,9 +73,12 @@ class ActionModule(ActionBase):
                     args["post_auth"] = dict(args["post_auth"], query_file=live)
         # a change an earlier task of this run recorded is not one that was never applied
         args.pop("run", None)
+        args.pop("runs_alive", None)
         run = controller_run()
         if run is not None:
             args["run"] = run
+            # which other runs on this controller still go: a change one of them is applying is waited for
+            args["runs_alive"] = [token for token in live_runs() if token != run]
         # module files a killed run left hold their arguments; a real run removes them, a check run names them
         args["remove_module_leftovers"] = not context.CLIARGS.get("check", False)
 

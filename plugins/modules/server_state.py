@@ -195,6 +195,30 @@ options:
         it still counts as a change to apply, but is not reported as never applied. Without it, every record counts
         as another run's.
     type: str
+  runs_alive:
+    description:
+      - The runs of Ansible on the controller that still go, named as O(run) names a run; the action plugin sets it,
+        replacing any value given.
+      - A pending-apply record that one of them made is a change that run is applying (between its write and its
+        gate). A run that would write waits (up to O(lock_timeout) seconds, the lock released meanwhile) until that
+        run has ended, then reads what it left. A record of a run that is not among them (killed), or of a run on
+        another controller, is a change to start and gate again.
+    type: list
+    elements: str
+    default: []
+  planned_read:
+    description:
+      - What the read a run planned from found (RV(read_sha256) of an earlier task on this server, such as the
+        rollout's probe). Where what the module reads now differs, another run or someone wrote in between, and the
+        module fails with RV(overtaken) true and changes nothing, instead of writing over a change it never saw.
+      - Ignored in check mode.
+    type: dict
+  verify_after:
+    description:
+      - Only read the keys, compare them with what an earlier task left (its RV(after_sha256)) and return whether
+        someone changed them since, in RV(overtaken). Nothing more is read (no C(UserPropGet)), compared or written.
+      - The rollout checks this way, at its end, that every server it changed still holds its change.
+    type: dict
   remove_module_leftovers:
     description:
       - Remove the module files of this collection that a killed run left in Ansible's remote_tmp on the server
@@ -319,6 +343,28 @@ content_required:
   returned: when true
   type: bool
   sample: true
+read_sha256:
+  description:
+    - What the read found of what the task manages, as sha256 digests, to pass as O(planned_read) to a later task that
+      must not write over a change made in between; C(config) covers the managed keys (settings, removed keys, the
+      script and the query file), C(users) the managed users, when they were read.
+  returned: when the configuration was read
+  type: dict
+  sample: {config: 3f1c9a0b, users: 9d2e41aa}
+after_sha256:
+  description:
+    - What RV(read_sha256) C(config) will be once the task's writes are made (or would be, in check mode), if nobody
+      else writes; a later read that finds another digest shows that someone changed the keys since.
+  returned: when the configuration was read and compared
+  type: dict
+  sample: {config: 7be0c2d1}
+overtaken:
+  description:
+    - True when the server changed after the read O(planned_read) describes (nothing was changed), or, with
+      O(verify_after), since the task whose writes it describes.
+  returned: when true, or with O(verify_after)
+  type: bool
+  sample: true
 module_leftovers:
   description:
     - Folders of module files of this collection that killed runs left on the server (see
@@ -341,8 +387,11 @@ commands:
   sample: ["sacli --key auth.module.post_auth_script --value_file=<private file> ConfigPut"]
 """
 
+import hashlib
+import json
 import os
 import shutil
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -448,6 +497,9 @@ def main():
         users_exclusive_prefixes=dict(type="list", elements="str", default=[]),
         secret_keys=dict(type="list", elements="str", default=[], no_log=False),
         run=dict(type="str"),
+        runs_alive=dict(type="list", elements="str", default=[]),
+        planned_read=dict(type="dict"),
+        verify_after=dict(type="dict"),
         remove_module_leftovers=dict(type="bool", default=False),
     )
     argument_spec.update(write_argument_spec())
@@ -486,14 +538,36 @@ def main():
     directory = params["state_dir"] or fleet_dir(runner.path)
     wanted = dict(settings=settings, users=users, script=script, query_file=query_file)
     staged = None
+    deadline = time.monotonic() + params["lock_timeout"]
     try:
-        with locked(module, directory):
-            staged = staging(directory, clean=not module.check_mode)
-            runner.tmpdir = staged
-            converge(module, runner, directory, staged, wanted, is_secret, leftovers)
+        while True:
+            with locked(module, directory):
+                # another run that still goes is applying its change here (between its write and its gate): a
+                # write now would change what it starts and gates; wait for it, then read what it left
+                applying = another_run(read_pending(directory), params)
+                if applying is None or module.check_mode:
+                    staged = staging(directory, clean=not module.check_mode)
+                    runner.tmpdir = staged
+                    converge(module, runner, directory, staged, wanted, is_secret, leftovers, applying)
+                if time.monotonic() >= deadline:
+                    module.fail_json(msg="%s has been applying its change on this server since %s, and did not end "
+                                         "within lock_timeout (%s s); nothing was changed"
+                                     % (applying["run"], applying["since"], params["lock_timeout"]), changed=False)
+            time.sleep(1)
     finally:
         if staged is not None:
             shutil.rmtree(staged, ignore_errors=True)
+
+
+def another_run(pending, params):
+    """The pending-apply record when another run of ansible-playbook on the same controller made it and still goes
+    (``runs_alive``), with ``run`` described; None otherwise. A record of a run on another controller, or of an
+    earlier release (no run named), counts as one whose run has ended: it is started and gated again."""
+    run, own = (pending or {}).get("run"), params["run"]
+    if not (isinstance(run, str) and own) or run == own or run not in params["runs_alive"]:
+        return None
+    host, _boot, pid, _start = (run.split(":") + [""] * 4)[:4]
+    return dict(pending, run="another run (pid %s on %s)" % (pid, host))
 
 
 def read_server(module, runner, wanted, result):
@@ -502,6 +576,11 @@ def read_server(module, runner, wanted, result):
     try:
         config = runner.config_query()
         result["reads"].append(runner.describe("ConfigQuery"))
+        result["read_sha256"] = dict(config=keys_digest(config, managed_keys(module, wanted)))
+        after = module.params["verify_after"]
+        if after is not None:
+            result["overtaken"] = after.get("config") != result["read_sha256"]["config"]
+            module.exit_json(**result)
         if script.text is None and script.identity and script_identity(config.get(POST_AUTH_KEY)) != script.identity:
             # the server differs; what more there is to say (show, test, load) needs the script's text
             result.update(changed=True, restart_required=True, content_required=True, changed_keys=[POST_AUTH_KEY],
@@ -511,6 +590,7 @@ def read_server(module, runner, wanted, result):
         if users:
             current_users = runner.userprop_get(pfilt=next(iter(users)) if len(users) == 1 else None)
             result["reads"].append(runner.describe("UserPropGet"))
+            result["read_sha256"]["users"] = read_digest({name: current_users.get(name) for name in users})
     except SacliError as exc:
         reason = standby_reason(runner.path)
         if reason is not None:
@@ -518,6 +598,24 @@ def read_server(module, runner, wanted, result):
                              standby=True, **result)
         fail_from_error(module, exc, **result)
     return config, current_users
+
+
+def managed_keys(module, wanted):
+    """The keys this task manages: its settings, the keys it removes, the script and the query file."""
+    keys = set(wanted["settings"]) | set(module.params["absent_keys"])
+    keys.update(key for key, option in ((POST_AUTH_KEY, "script"), (APP_VERIFY_KEY, "query_file"))
+                if wanted[option].managed)
+    return sorted(keys)
+
+
+def read_digest(values):
+    """The sha256 of what a read found of ``values`` (keys or users), to tell later whether it changed since."""
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def keys_digest(config, keys):
+    """``read_digest`` of ``keys`` in ``config``, values that differ only in trailing newlines being the same."""
+    return read_digest({key: None if config.get(key) is None else config[key].rstrip("\r\n") for key in keys})
 
 
 def plan_changes(module, runner, wanted, config, current_users):
@@ -557,17 +655,34 @@ def missing_apps(module, wanted, config, plan):
             for app in params["post_auth"]["required_apps"] if not covered(entries, app)]
 
 
-def converge(module, runner, directory, staged, wanted, is_secret, leftovers):
+def overtaken(module, read):
+    """What this server's read shows changed since the read the run planned from (O(planned_read)), or None."""
+    planned = module.params["planned_read"]
+    if not planned or module.check_mode:
+        return None
+    moved = [part for part in ("config", "users") if part in planned and part in read and planned[part] != read[part]]
+    return moved or None
+
+
+def converge(module, runner, directory, staged, wanted, is_secret, leftovers, applying=None):
     params = module.params
     result = dict(changed=False, restart_required=False, changed_keys=[], changed_users=[], commands=[], reads=[])
     if leftovers:
         result["module_leftovers"] = leftovers
     config, current_users = read_server(module, runner, wanted, result)
+    moved = overtaken(module, result["read_sha256"])
+    if moved:
+        what = " and ".join("the users" if part == "users" else "the keys" for part in moved)
+        module.fail_json(msg="this server changed after this run planned its change (%s of what it manages: another "
+                             "run, or someone, wrote in between); nothing was changed; run again to plan from what is "
+                             "live now" % what, overtaken=True, **result)
     hide_secrets(module, config, is_secret, script=config.get(POST_AUTH_KEY))
     for name in wanted["users"]:
         hide_secrets(module, current_users.get(name), is_secret)
 
     plan = plan_changes(module, runner, wanted, config, current_users)
+    # what a read of the keys would find once the plan is written, if nobody else writes
+    result["after_sha256"] = dict(config=keys_digest(dict(config, **plan.keys), managed_keys(module, wanted)))
     missing = missing_apps(module, wanted, config, plan)
     if missing:
         module.fail_json(
@@ -599,7 +714,11 @@ def converge(module, runner, directory, staged, wanted, is_secret, leftovers):
                   changed_keys=changed_keys, changed_users=sorted(plan.user_writes), commands=plan.commands())
     if pending:
         result["pending_apply"] = pending
-        if not unapplied and not (params["run"] and pending.get("run") == params["run"]):
+        if applying is not None:
+            module.warn("%s is applying a change made on this server at %s (%s): a run waits until it has ended, "
+                        "then reads what it left" % (applying["run"], applying.get("since"),
+                                                     ", ".join(applying.get("changes", [])) or "unknown"))
+        elif not unapplied and not (params["run"] and pending.get("run") == params["run"]):
             module.warn("a change made on this server at %s (%s) was never applied (its sacli start failed or did "
                         "not run): the server is started again" % (pending.get("since"),
                                                                    ", ".join(pending.get("changes", [])) or "unknown"))

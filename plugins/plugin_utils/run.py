@@ -18,7 +18,11 @@ import socket
 
 def controller_run(proc="/proc"):
     """``host:boot:pid:start`` of the run's main process, or None where it cannot be told."""
-    pid = os.getppid()
+    return process_token(os.getppid(), proc)
+
+
+def process_token(pid, proc="/proc"):
+    """``host:boot:pid:start`` of process ``pid``, or None where it cannot be told."""
     try:
         with open(os.path.join(proc, str(pid), "stat")) as handle:
             # the fields after the command name, whose parentheses may hold anything
@@ -28,4 +32,25 @@ def controller_run(proc="/proc"):
             boot = handle.read().strip()
     except (OSError, IndexError):
         return None
-    return "%s:%s:%d:%s" % (socket.gethostname(), boot, pid, start)
+    return "%s:%s:%d:%s" % (socket.gethostname(), boot, int(pid), start)
+
+
+def live_runs(proc="/proc"):
+    """The tokens of the processes of Ansible (``ansible`` on their command line) that run on this controller now:
+    a run named by a token that is not among them has ended."""
+    tokens = []
+    try:
+        pids = [name for name in os.listdir(proc) if name.isdigit()]
+    except OSError:
+        return tokens
+    for pid in pids:
+        try:
+            with open(os.path.join(proc, pid, "cmdline"), "rb") as handle:
+                if b"ansible" not in handle.read():
+                    continue
+        except OSError:
+            continue
+        token = process_token(pid, proc)
+        if token is not None:
+            tokens.append(token)
+    return sorted(tokens)

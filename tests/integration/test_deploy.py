@@ -78,7 +78,9 @@ def test_first_run_check_then_real_then_one_read_per_host(make_fleet, tmp_path):
     for name, server in fleet.items():
         commands = server.commands()
         assert commands[:3] == ["ConfigQuery"] * 2 + ["UserPropGet"], name
-        assert commands.count("ConfigQuery") == 2 and commands.count("start") == 1, name
+        # the plan's read, the converge's, and the end's, which finds that the change is still what is live
+        assert commands.count("ConfigQuery") == 3 and commands[-1] == "ConfigQuery", name
+        assert commands.count("start") == 1 and commands.count("UserPropGet") == 1, name
         assert [c for c in commands if c in WRITES] == ["UserPropPut"] * 2 + ["ConfigPut"] * 5, name
         config = server.config()
         assert config[QUERY_KEY].splitlines() == ["all:FIREFOX=^mozilla firefox", "win:DEFENDER=^microsoft defender"]

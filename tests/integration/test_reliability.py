@@ -12,6 +12,7 @@ import os
 import signal
 import stat
 import subprocess
+import threading
 import time
 import uuid
 
@@ -354,8 +355,14 @@ def test_a_change_whose_pending_record_was_removed_is_still_started_and_gated(ma
     assert set(server.commands()) == {"ConfigQuery", "UserPropGet"}
 
 
+# what a run that did not end with its change live says (and nothing else may fail it)
+OVERTAKEN = ("changed after this run planned its change", "no longer holds this rollout's change",
+             "has been applying its change on this server")
+
+
 def test_two_runs_at_once_never_mix(make_fleet, tmp_path):
-    """A and B at once on one server, three times: one waits for the other, and one inventory is live whole."""
+    """A and B at once on one server, three times: one waits for the other, and one inventory is live whole; a run
+    that planned before the other wrote fails, saying so, and writes nothing."""
     fleet = make_fleet(3)
     inventory = write_inventory(tmp_path / "inventory.json", fleet)
     # both inventories manage the same users, so that either one decides everything
@@ -365,25 +372,75 @@ def test_two_runs_at_once_never_mix(make_fleet, tmp_path):
     for limit, extra in (("as01", a), ("as02", b)):
         result = run_playbook(DEPLOY, inventory, "-e", extra, "-l", limit)
         assert result.returncode == 0, result.stdout + result.stderr
-    wanted = {"A": state(fleet["as01"]), "B": state(fleet["as02"])}
+    wanted = {a: state(fleet["as01"]), b: state(fleet["as02"])}
+    for first, second in ((a, b), (b, a), (a, b)):
+        runs = at_once(inventory, (first, second), "-l", "as03")
+        now = state(fleet["as03"])
+        matches = [extra for extra, value in wanted.items() if value == now]
+        assert len(matches) == 1, {extra: sorted(k for k in now if now[k] != value[k])
+                                   for extra, value in wanted.items()}
+        # the run whose inventory is live ended green; the other either ran before it, or failed saying why
+        winner = next(run for run in runs if run["extra"] == matches[0])
+        assert winner["rc"] == 0, winner["output"]
+        for run in runs:
+            assert run["rc"] == 0 or any(text in " ".join(run["output"].split()) for text in OVERTAKEN), run["output"]
+    assert not os.path.exists(os.path.join(fleet["as03"].path, "etc", "ovpnas_fleet", "pending_apply.json"))
+
+
+def test_two_rollouts_at_once_end_whole_or_say_they_did_not(make_fleet, tmp_path):
+    """Two rollouts of different inventories to the same three servers at once, canary first, in both orders: every
+    server ends whole with one inventory; the last run to end green has its inventory live on every server; a run
+    whose change was overtaken (planned before the other wrote, or written over after its gate) fails and says so."""
+    rollout = dict(ovpnas_serial=[1, "25%", "100%"], ovpnas_max_fail_percentage=0, rollout_restore=True)
+    registry = dict(VARIABLES["post_auth_device_pinning_registry"], bob=["00:11:22:33:44:99"])
+    extras = {"a": write_vars(tmp_path / "a.json", post_auth_device_pinning_registry=registry, **rollout),
+              "b": write_vars(tmp_path / "b.json", **dict(B, **rollout))}
+    for order in ("ab", "ba"):
+        # as04 and as05 show what A and B make of a server
+        fleet = make_fleet(5)
+        inventory = write_inventory(tmp_path / ("inventory-%s.json" % order), fleet)
+        for limit, name in (("as04", "a"), ("as05", "b")):
+            result = run_playbook(DEPLOY, inventory, "-e", extras[name], "-l", limit)
+            assert result.returncode == 0, result.stdout + result.stderr
+        wanted = {extras["a"]: state(fleet["as04"]), extras["b"]: state(fleet["as05"])}
+        runs = at_once(inventory, [extras[name] for name in order], "-l", "as01,as02,as03")
+        ends = {}
+        for server in ("as01", "as02", "as03"):
+            now = state(fleet[server])
+            ends[server] = [extra for extra, value in wanted.items() if value == now]
+            assert len(ends[server]) == 1, (server, now)
+        for run in runs:
+            assert run["rc"] == 0 or any(text in " ".join(run["output"].split()) for text in OVERTAKEN), run["output"]
+        winners = [run for run in runs if run["rc"] == 0]
+        if winners:
+            last = max(winners, key=lambda run: run["ended"])
+            assert all(extras == [last["extra"]] for extras in ends.values()), (order, ends)
+        else:
+            # both failed: each said why, and what each server holds is whole (above)
+            assert len({tuple(value) for value in ends.values()}) == 2, (order, ends)
+        for server in fleet.values():
+            assert not os.path.exists(os.path.join(server.path, "etc", "ovpnas_fleet", "pending_apply.json"))
+
+
+def at_once(inventory, extras, *options):
+    """Start one deploy per extra vars file at the same moment; their exit codes, outputs and when each ended."""
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                PATH=ANSIBLE_BIN + os.pathsep + os.environ.get("PATH", ""))
-    live = []
-    for first, second in ((a, b), (b, a), (a, b)):
-        runs = [subprocess.Popen([os.path.join(ANSIBLE_BIN, "ansible-playbook"), "-i", inventory, DEPLOY,
-                                  "-e", extra, "-l", "as03"], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True) for extra in (first, second)]
-        outputs = [run.communicate(timeout=300)[0] for run in runs]
-        # the lock makes the later run wait (lock_timeout is 300 s), then converge from what the first left
-        for run, output in zip(runs, outputs):
-            assert run.returncode == 0, output
-        now = state(fleet["as03"])
-        matches = [name for name, value in wanted.items() if value == now]
-        # both ran in full: the one that took the lock second is live
-        assert len(matches) == 1, {name: sorted(k for k in now if now[k] != value[k]) for name, value in wanted.items()}
-        live.append(matches[0])
-    assert set(live) <= {"A", "B"} and len(live) == 3
-    assert not os.path.exists(os.path.join(fleet["as03"].path, "etc", "ovpnas_fleet", "pending_apply.json"))
+    runs = []
+    for extra in extras:
+        proc = subprocess.Popen([os.path.join(ANSIBLE_BIN, "ansible-playbook"), "-i", inventory, DEPLOY, "-e", extra,
+                                 *options], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        run = dict(extra=extra, proc=proc, rc=None, output=None, ended=None)
+        run["reader"] = threading.Thread(target=lambda run=run: run.update(output=run["proc"].communicate()[0],
+                                                                           ended=time.monotonic()))
+        run["reader"].start()
+        runs.append(run)
+    for run in runs:
+        run["reader"].join(600)
+        assert not run["reader"].is_alive(), "a run did not end in 10 minutes"
+        run["rc"] = run["proc"].returncode
+    return runs
 
 
 def test_no_secret_in_any_output_argv_log_or_file(make_fleet, tmp_path):

@@ -184,7 +184,7 @@ def test_a_new_release_of_the_collection_writes_and_starts_nothing(converged, tm
     for name, server in fleet.items():
         commands = server.commands()
         server.reset_calls()
-        assert commands.count("ConfigQuery") == 2 and commands.count("start") == 1, (name, commands)
+        assert commands.count("ConfigQuery") == 3 and commands.count("start") == 1, (name, commands)
         assert [c for c in commands if c in WRITES] == ["ConfigPut"], (name, commands)
         assert "\n# ovpnas.fleet.version: 9.8.7\n" in server.config()[SCRIPT_KEY]
 

@@ -389,6 +389,51 @@ def test_another_run_holding_the_lock_is_waited_for_then_reported(server, run_mo
     assert run(run_module, server, lock_timeout=1, **everything())["changed"] is True
 
 
+def test_a_change_another_run_still_applies_is_waited_for(server, run_module, module_warnings):
+    """A pending record of a run that still goes (between its write and its gate): a run that would write waits,
+    reading nothing, until that run has ended; check mode says what it waits for; a record of a run that has ended is
+    started again."""
+    first = run(run_module, server, run="ctl:boot:900:77", app_verify=dict(content=QUERY_FILE))
+    assert first["changed"] is True
+    alive = ["ctl:boot:900:77"]
+    waited = run(run_module, server, run="ctl:boot:950:80", runs_alive=alive, lock_timeout=2, **everything())
+    assert waited["failed"] is True and waited["changed"] is False
+    assert waited["msg"].startswith("another run (pid 900 on ctl) has been applying its change on this server since")
+    assert server.commands() == [], "nothing is read or written while another run applies its change"
+    check = run(run_module, server, check_mode=True, run="ctl:boot:950:80", runs_alive=alive, **everything())
+    assert check["changed"] is True and QUERY_KEY in check["pending_apply"]["changes"]
+    assert "another run (pid 900 on ctl) is applying a change" in str(check["warnings"])
+    assert "never applied" not in str(check["warnings"])
+    module_warnings.clear()
+    # the run ended (killed before its gate): its change is started again by the next
+    later = run(run_module, server, run="ctl:boot:950:80", runs_alive=["ctl:boot:901:78"], **everything())
+    assert later["failed"] is False and later["changed"] is True
+    assert "was never applied" in str(later["warnings"])
+
+
+def test_a_server_changed_since_the_plan_is_not_written_over(server, run_module):
+    plan = run(run_module, server, check_mode=True, **everything())
+    assert set(plan["read_sha256"]) == {"config", "users"}
+    # the same read: the plan holds
+    same = run(run_module, server, check_mode=True, **everything())
+    assert same["read_sha256"] == plan["read_sha256"]
+    # another run writes a key the change manages, then one of its users
+    server.sacli("--key", "host.name", "--value", "other.example.com", "ConfigPut")
+    moved = run(run_module, server, planned_read=plan["read_sha256"], **everything())
+    assert moved["failed"] is True and moved["overtaken"] is True
+    assert "changed after this run planned its change (the keys of what it manages" in moved["msg"]
+    assert writes(server) == [] and server.config()["host.name"] == "other.example.com"
+    replan = run(run_module, server, check_mode=True, **everything())
+    server.sacli("--user", "alice", "--key", "pvt_hw_addr", "--value", "00:11:22:33:44:99", "UserPropPut")
+    moved = run(run_module, server, planned_read=replan["read_sha256"], **everything())
+    assert moved["failed"] is True and "(the users of what it manages" in moved["msg"] and writes(server) == []
+    # a key the change does not manage is no change to what it planned
+    replan = run(run_module, server, check_mode=True, **everything())
+    server.sacli("--key", "vpn.server.port_share.enable", "--value", "true", "ConfigPut")
+    done = run(run_module, server, planned_read=replan["read_sha256"], **everything())
+    assert done["failed"] is False and done["changed"] is True and SCRIPT_KEY in done["changed_keys"]
+
+
 def test_an_unwritable_pending_record_stops_before_any_write(server, run_module):
     # the record's place is taken by a folder: writing it fails, as on a full disk
     os.makedirs(os.path.join(fleet_dir(server), "pending_apply.json", "in-the-way"))
