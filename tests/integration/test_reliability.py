@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 
+import pytest
 from conftest import ANSIBLE_BIN, REPO, recap, run_playbook, write_inventory
 from test_deploy import DEPLOY, QUERY_KEY, SCRIPT_KEY, VARIABLES
 
@@ -276,6 +277,86 @@ def test_a_run_killed_during_start_leaves_the_change_to_its_gate(make_fleet, tmp
     assert state(server)["script"] == a_script
     assert server.commands("authcli") == ["authenticate", "authenticate"], "gated, then gated again after the restore"
     assert not os.path.exists(pending), "the restore passed its gate"
+
+
+# (signal, to the main process or its group, while what hangs): with the two tests above, every signal reaches
+# both the main process and the group, during a write, the canary's start and its gate login
+KILLS = [
+    ("SIGINT", "main", "write"),
+    ("SIGKILL", "group", "write"),
+    ("SIGINT", "group", "start"),
+    ("SIGTERM", "main", "start"),
+    ("SIGTERM", "group", "gate"),
+    ("SIGKILL", "main", "gate"),
+]
+HANGS = {
+    "write": ("configput", dict(action="hang", seconds=8, after=1, times=1)),
+    "start": ("start", dict(action="hang", seconds=8, times=1)),
+    "gate": ("authcli", dict(action="hang", seconds=8, times=1)),
+}
+
+
+@pytest.mark.parametrize("name, target, phase", KILLS, ids=["-".join(kill) for kill in KILLS])
+def test_a_killed_run_never_leaves_a_bad_change_live(make_fleet, tmp_path, name, target, phase):
+    """A change the gate refuses, killed while something hangs: whatever survives the kill, the next run gates the
+    change, finds it bad and restores the previous configuration whole; nothing stays pending."""
+    fleet, inventory, _a, _b = fleet_with_a(make_fleet, tmp_path, 1)
+    server = fleet["as01"]
+    a_state = state(server)
+    server.set_password("alice", "alice-pw")
+    canary = {"name": "alice's laptop", "user": "alice", "password": "alice-pw", "hw_addr": "00:11:22:33:44:55",
+              "client_info": {"IV_PLAT": "win", "UV_APPVER_FIREFOX": "128.0", "UV_APPVER_DEFENDER": "4.18"}}
+    b_gated = write_vars(tmp_path / "b-gated.json", ovpnas_sacli_timeout=60, ovpnas_start_wait_timeout=20,
+                         rollout_restore=True, rollout_canary_logins=[canary], **B)
+    command, fault = HANGS[phase]
+    server.set_fault(command, **fault)
+    server.reset_calls()
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               PATH=ANSIBLE_BIN + os.pathsep + os.environ.get("PATH", ""))
+    proc = subprocess.Popen([os.path.join(ANSIBLE_BIN, "ansible-playbook"), "-i", inventory, DEPLOY, "-e", b_gated],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    pending = os.path.join(server.path, "etc", "ovpnas_fleet", "pending_apply.json")
+    # a write hangs once the pending record is there; the start once the clients are counted; the gate's login once
+    # the start has ended
+    hanging = {"write": lambda: os.path.exists(pending) and "ConfigPut" in server.commands(),
+               "start": lambda: "VPNSummary" in server.commands(),
+               "gate": lambda: "start" in server.commands()}[phase]
+    deadline = time.monotonic() + 120
+    while not hanging():
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+        time.sleep(0.2)
+    time.sleep(1.5)
+    number = getattr(signal, name)
+    if target == "group":
+        os.killpg(proc.pid, number)
+    else:
+        os.kill(proc.pid, number)
+    proc.communicate(timeout=120)
+    # what outlives the kill (Ansible's worker, the module, sacli) ends by itself
+    while any(server.path in text or "AnsiballZ_" in text for text in processes()):
+        assert time.monotonic() < deadline, "something of the killed run never ended"
+        time.sleep(0.5)
+    server.root.clear_faults()
+    server.reset_calls()
+
+    result, hosts = deploy(inventory, b_gated)
+    assert result.returncode != 0 and hosts["as01"]["failed"] == 1, result.stdout
+    assert "the previous configuration is live again" in " ".join(result.stdout.split()), result.stdout
+    assert state(server) == a_state
+    assert not os.path.exists(pending)
+
+
+def processes():
+    """The command lines of the processes that can be read."""
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(os.path.join("/proc", pid, "cmdline"), "rb") as handle:
+                found.append(handle.read().replace(b"\0", b" ").decode("utf-8", "replace"))
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 def test_a_restore_keeps_what_someone_changed_during_the_gate(make_fleet, tmp_path):
