@@ -359,6 +359,33 @@ def processes():
     return found
 
 
+def test_no_room_for_the_modules_on_the_server_changes_nothing(make_fleet, tmp_path):
+    """Ansible's remote_tmp on a filesystem too small for the collection's modules: the run fails before any
+    change; with room again, the next run makes the change."""
+    fleet, inventory, _a, b = fleet_with_a(make_fleet, tmp_path, 1)
+    server = fleet["as01"]
+    a_state = state(server)
+    remote_tmp = tmp_path / "remote-tmp"
+    remote_tmp.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k,mode=0700", "tmpfs", str(remote_tmp)],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        pytest.skip("a filesystem cannot be mounted here: %s" % proc.stderr.strip())
+    try:
+        server.reset_calls()
+        result, _hosts = deploy(inventory, b, "-e", "ansible_remote_tmp=%s" % remote_tmp)
+    finally:
+        subprocess.run(["umount", str(remote_tmp)], check=False)
+    assert result.returncode != 0
+    assert "No space left on device" in result.stdout + result.stderr, result.stdout
+    assert server.commands() == [] and state(server) == a_state
+    assert not os.path.exists(os.path.join(server.path, "etc", "ovpnas_fleet", "pending_apply.json"))
+
+    result, _hosts = deploy(inventory, b)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert state(server)["alice"] == ALICE_B and server.commands().count("start") == 1
+
+
 def test_a_restore_keeps_what_someone_changed_during_the_gate(make_fleet, tmp_path):
     """B refuses the canary; while its gate runs, someone sets alice's address (B wrote it) back to A's and gives bob
     (whom B created) a property. The restore takes back the rest of B, keeps bob, and says so."""

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -840,6 +841,50 @@ def test_a_disk_too_small_for_the_change_and_its_undo_changes_nothing(server, ru
     assert (server.config(), server.userprops()) == before
     assert not os.path.exists(fleet_file(server, "pending_apply.json"))
     assert not os.path.exists(fleet_file(server, "last_change.json"))
+
+
+@pytest.fixture
+def db_disk(server, tmp_path):
+    """The server's databases on a filesystem of a few KiB (a tmpfs) that is full, nearly full or read-only, put
+    back afterwards."""
+    db = os.path.join(server.path, "etc", "db")
+    saved = tmp_path / "db-saved"
+    mounted = []
+
+    def mount(free_kib=0, read_only=False):
+        shutil.copytree(db, saved)
+        used = sum(os.path.getsize(os.path.join(db, name)) for name in os.listdir(db)) // 1024
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dk,mode=0755" % (used + free_kib), "tmpfs", db],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            pytest.skip("a filesystem cannot be mounted here: %s" % proc.stderr.strip())
+        mounted.append(db)
+        for name in os.listdir(saved):
+            shutil.copy2(os.path.join(saved, name), os.path.join(db, name))
+        if read_only:
+            subprocess.run(["mount", "-o", "remount,ro", db], check=True)
+
+    yield mount
+    for path in mounted:
+        subprocess.run(["umount", path], check=False)
+
+
+@pytest.mark.parametrize("free_kib, read_only", [(0, False), (8, False), (24, False), (64, True)],
+                         ids=["full", "8-kib-free", "24-kib-free", "read-only"])
+def test_a_database_that_cannot_take_the_change_keeps_what_it_held(server, run_module, db_disk, free_kib,
+                                                                   read_only):
+    big = "# the old script\n" + "x = 1\n" * 2000
+    server.sacli("--key", SCRIPT_KEY, "--value", big, "ConfigPut")
+    before = server.config(), server.userprops()
+    db_disk(free_kib, read_only)
+
+    result = run(run_module, server, **everything(post_auth=post_auth(content=SCRIPT + "# padding\n" * 3000)))
+
+    assert result["failed"] is True, result
+    after = server.config(), server.userprops()
+    assert after == before, result["msg"]
+    assert "nothing was changed" in result["msg"] or "undone" in result["msg"], result["msg"]
+    assert not os.path.exists(fleet_file(server, "pending_apply.json"))
 
 
 def test_a_change_whose_undo_cannot_be_recorded_is_not_made(server, run_module):
