@@ -18,7 +18,7 @@ from ansible.plugins.action import ActionBase
 from ansible.plugins.loader import lookup_loader
 
 from ansible_collections.ovpnas.fleet.plugins.filter.host_checker import host_checker_query_file
-from ansible_collections.ovpnas.fleet.plugins.plugin_utils.cluster import cluster_writer
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.cluster import cluster_members, cluster_writer
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils.compose import ROLES, ComposeError, desired_state
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils.run import controller_run, live_runs
 
@@ -34,12 +34,17 @@ class ActionModule(ActionBase):
         args = dict(self._task.args)
         compose = args.pop("compose", None) or []
         cluster = args.pop("cluster", None)
+        writer = args.pop("cluster_writer", None)
         differs_only = args.pop("probe", False)
         if differs_only and not self._play_context.check_mode:
             raise AnsibleActionFail("probe: run the task in check mode (check_mode: true)")
         if cluster:
             hosts = task_vars.get("ansible_play_hosts_all") or [task_vars["inventory_hostname"]]
-            writer = cluster_writer(cluster, hosts, task_vars["hostvars"])
+            if writer is None:
+                writer = cluster_writer(cluster, hosts, task_vars["hostvars"])
+            elif writer not in cluster_members(cluster, hosts, task_vars["hostvars"]):
+                raise AnsibleActionFail("cluster %s: cluster_writer %s is no node of the cluster in this play"
+                                        % (cluster, writer))
             if writer is None:
                 raise AnsibleActionFail("cluster %s: ovpnas_cluster_writer names no node of the cluster in this play"
                                         % cluster)
@@ -48,6 +53,13 @@ class ActionModule(ActionBase):
                 result.update(changed=False, skipped=True, cluster=cluster, cluster_writer=writer,
                               msg="node of cluster %s: its configuration is written from %s, which also starts "
                                   "and gates this node" % (cluster, writer))
+                if differs_only:
+                    # no read, but which database the node uses and whether its services run, for the plan to check
+                    # that the cluster's nodes share one database and to hand a standby writer's write to a live node
+                    node = self._execute_module(MODULE, module_args=dict(args, identify=True), task_vars=task_vars)
+                    if node.get("failed"):
+                        return dict(result, **node)
+                    result.update(database=node.get("database"), standby=bool(node.get("standby")))
                 return result
         if not isinstance(compose, list) or any(role not in ROLES for role in compose):
             raise AnsibleActionFail("compose: a list of %s" % ", ".join(ROLES))

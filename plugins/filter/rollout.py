@@ -16,7 +16,7 @@ import json
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import APP_VERIFY_KEY, DEFAULT_SACLI, POST_AUTH_KEY
-from ansible_collections.ovpnas.fleet.plugins.plugin_utils.cluster import apply_order
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.cluster import apply_order, cluster_members, cluster_writer
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils.shapes import login_errors
 
 COLUMNS = ("host", "cluster", "change", "script", "restarted", "clients", "gate")
@@ -66,11 +66,50 @@ def rollout_login_errors(hosts, hostvars, logins, limit=10):
 
 
 def rollout_queue(hosts, hostvars):
-    """The hosts a rollout goes to: those whose probe found a difference, with the other nodes of their clusters."""
-    queued = [host for host in hosts if (hostvars[host].get(PROBE) or {}).get("differs")]
+    """The hosts a rollout goes to: those whose probe found a difference, with the other nodes of their clusters
+    (those that run services)."""
+    probes = {host: hostvars[host].get(PROBE) or {} for host in hosts}
+    queued = [host for host in hosts if probes[host].get("differs")]
+    clusters = {hostvars[host].get("ovpnas_cluster") for host in queued} - {None, ""}
     followers = [host for host in hosts
-                 if (hostvars[host].get(PROBE) or {}).get("cluster_writer") in queued]
+                 if hostvars[host].get("ovpnas_cluster") in clusters and not probes[host].get("standby")]
     return [host for host in hosts if host in queued or host in followers]
+
+
+def rollout_writer(cluster, hosts, hostvars):
+    """The node that writes ``cluster``: the one chosen (``ovpnas_cluster_writer``, else the first), or, where the
+    probe found it a standby, the cluster's next node that runs services."""
+    members = cluster_members(cluster, list(hosts), hostvars)
+    standby = [host for host in members if (hostvars[host].get(PROBE) or {}).get("standby")]
+    return cluster_writer(cluster, list(hosts), hostvars, standby)
+
+
+def rollout_database_errors(hosts, hostvars, limit=10):
+    """Inventory mistakes the probes show, one line each: servers that name one configuration database without
+    being declared one cluster (one server under two inventory names), and a cluster whose nodes name different
+    databases (servers that are not one cluster)."""
+    databases, clusters = {}, {}
+    for host in hosts:
+        database = (hostvars[host].get(PROBE) or {}).get("database")
+        cluster = hostvars[host].get("ovpnas_cluster") or None
+        if database:
+            databases.setdefault(database, []).append(host)
+        if cluster and database:
+            clusters.setdefault(cluster, {}).setdefault(database, []).append(host)
+    errors = []
+    for database, found in databases.items():
+        declared = {hostvars[host].get("ovpnas_cluster") or None for host in found}
+        if len(found) > 1 and (None in declared or len(declared) > 1):
+            errors.append("%s use one configuration database (%s): one server under several inventory names, or "
+                          "nodes of one cluster; declare them one ovpnas_cluster, or keep one name"
+                          % (_listed(found, limit), database))
+    for cluster, found in clusters.items():
+        if len(found) > 1:
+            errors.append("cluster %s: its nodes use different configuration databases (%s), so they are not one "
+                          "cluster; give each its own ovpnas_cluster, or none"
+                          % (cluster, "; ".join("%s: %s" % (_listed(nodes, limit), database)
+                                                for database, nodes in found.items())))
+    return errors
 
 
 def rollout_plan(hosts, hostvars, serial):
@@ -277,9 +316,11 @@ class FilterModule:
             "live_sha256": live_sha256,
             "node_sacli_path": node_sacli_path,
             "rollout_batches": batches,
+            "rollout_database_errors": rollout_database_errors,
             "rollout_plan": rollout_plan,
             "rollout_login_errors": rollout_login_errors,
             "rollout_queue": rollout_queue,
             "rollout_record": rollout_record,
             "rollout_summary": rollout_summary,
+            "rollout_writer": rollout_writer,
         }

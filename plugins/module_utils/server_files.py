@@ -46,22 +46,66 @@ def fleet_dir(sacli_path):
     return os.path.join(as_folder(sacli_path), "etc", "ovpnas_fleet")
 
 
+def _as_conf(sacli_path, name):
+    """The value of ``name`` in etc/as.conf of the Access Server that holds ``scripts/sacli`` (its last line of
+    that name), or None."""
+    found = None
+    try:
+        with open(os.path.join(as_folder(sacli_path), "etc", "as.conf")) as handle:
+            for line in handle:
+                key, sep, value = line.partition("=")
+                if sep and key.strip() == name and value.strip():
+                    found = value.strip()
+    except (OSError, UnicodeDecodeError):
+        pass
+    return found
+
+
 def agent_socket(sacli_path):
     """The agent socket of the Access Server that holds ``scripts/sacli`` (``sa.sock`` of etc/as.conf).
 
     ``~`` in as.conf stands for its folder; without a readable as.conf, ``etc/sock/sagent``.
     """
     etc = os.path.join(as_folder(sacli_path), "etc")
-    path = "~/sock/sagent"
-    try:
-        with open(os.path.join(etc, "as.conf")) as handle:
-            for line in handle:
-                name, sep, value = line.partition("=")
-                if sep and name.strip() == "sa.sock" and value.strip():
-                    path = value.strip()
-    except (OSError, UnicodeDecodeError):
-        pass
+    path = _as_conf(sacli_path, "sa.sock") or "~/sock/sagent"
     return os.path.join(etc, path[2:]) if path.startswith("~/") else path
+
+
+def _machine():
+    """This machine's id (/etc/machine-id) and host name: two servers cloned from one image differ by the second."""
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            with open(path) as handle:
+                return "%s/%s" % (handle.read().strip(), socket.gethostname())
+        except OSError:
+            continue
+    return socket.gethostname()
+
+
+def database_identity(sacli_path):
+    """Which configuration database the Access Server that holds ``scripts/sacli`` uses (``config_db`` of
+    etc/as.conf), or None where it cannot be told.
+
+    A database server (a cluster's MySQL) is named by its scheme, host and database, never its credentials; an
+    SQLite file by this machine and the file's real path, device and inode. Nodes of one cluster name one database;
+    one server reached under two inventory names names one database twice.
+    """
+    value = _as_conf(sacli_path, "config_db")
+    scheme, sep, rest = (value or "").partition("://")
+    if not sep:
+        return None
+    if scheme.lower().startswith("sqlite"):
+        path = rest[1:] if rest.startswith("/") else rest
+        etc = os.path.join(as_folder(sacli_path), "etc")
+        path = os.path.join(etc, path[2:]) if path.startswith("~/") else os.path.join(etc, path)
+        path = os.path.realpath(path)
+        try:
+            info = os.stat(path)
+        except OSError:
+            return None
+        return "sqlite on %s: %s (%d:%d)" % (_machine(), path, info.st_dev, info.st_ino)
+    location, _sep, database = rest.partition("/")
+    return "%s://%s/%s" % (scheme.lower(), location.rpartition("@")[2].lower(), database.partition("?")[0])
 
 
 def standby_reason(sacli_path):

@@ -70,6 +70,14 @@ options:
         that C(ovpnas_cluster_writer) names on a node of the cluster, else the cluster's first node among the play's
         hosts.
       - Handled by the action plugin on the controller; the writer's rollout starts and gates every node.
+      - With O(probe), the task runs on the other nodes with O(identify), without C(sacli), and returns RV(database)
+        and RV(standby) of each.
+    type: str
+  cluster_writer:
+    description:
+      - The node of O(cluster) that writes its configuration, instead of the one C(ovpnas_cluster_writer) names (or
+        the first); the rollout passes the cluster's first live node where the chosen one is a standby.
+      - Handled by the action plugin on the controller.
     type: str
   report:
     description:
@@ -219,6 +227,13 @@ options:
         someone changed them since, in RV(overtaken). Nothing more is read (no C(UserPropGet)), compared or written.
       - The rollout checks this way, at its end, that every server it changed still holds its change.
     type: dict
+  identify:
+    description:
+      - Only say which configuration database the server uses (RV(database)) and whether it runs no services
+        (RV(standby)), without C(sacli) and without the lock. The action plugin runs it so on the nodes of a cluster
+        that another node writes, so that a rollout can tell that the nodes share one database.
+    type: bool
+    default: false
   remove_module_leftovers:
     description:
       - Remove the module files of this collection that a killed run left in Ansible's remote_tmp on the server
@@ -328,7 +343,8 @@ standby:
   description:
     - True when the first read failed and the node runs no services (its agent socket is missing), like a failover
       standby; the task is then skipped and nothing is changed.
-  returned: when true
+    - With O(identify), whether the node runs no services, without a read.
+  returned: when true, and with O(identify)
   type: bool
   sample: true
 pending_apply:
@@ -343,6 +359,16 @@ content_required:
   returned: when true
   type: bool
   sample: true
+database:
+  description:
+    - Which configuration database the server uses (C(config_db) of C(etc/as.conf)), without credentials; null where it
+      cannot be told. A database server (a cluster's) is named by its scheme, host and database; an SQLite file by
+      the machine (its machine id and host name) and the file's real path, device and inode.
+    - Nodes of one cluster name one database; two servers that name one database are one server, or nodes of one
+      cluster.
+  returned: always, except where the task was skipped on a node a cluster's writer converges
+  type: str
+  sample: "mysql://db.example.com:3306/as_config"
 read_sha256:
   description:
     - What the read found of what the task manages, as sha256 digests, to pass as O(planned_read) to a later task that
@@ -420,6 +446,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import 
 )
 from ansible_collections.ovpnas.fleet.plugins.module_utils.secrets import hide_secrets, secret_matcher
 from ansible_collections.ovpnas.fleet.plugins.module_utils.server_files import (
+    database_identity,
     fleet_dir,
     read_pending,
     record_pending,
@@ -501,6 +528,7 @@ def main():
         planned_read=dict(type="dict"),
         verify_after=dict(type="dict"),
         remove_module_leftovers=dict(type="bool", default=False),
+        identify=dict(type="bool", default=False),
     )
     argument_spec.update(write_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -535,6 +563,12 @@ def main():
                        os.path.dirname(leftovers[0])))
 
     runner = SacliRunner(module)
+    known = dict(database=database_identity(runner.path))
+    if leftovers:
+        known["module_leftovers"] = leftovers
+    if params["identify"]:
+        # a node of a cluster that another node writes: which database it uses, and whether its services run
+        module.exit_json(changed=False, standby=standby_reason(runner.path) is not None, **known)
     directory = params["state_dir"] or fleet_dir(runner.path)
     wanted = dict(settings=settings, users=users, script=script, query_file=query_file)
     staged = None
@@ -548,7 +582,7 @@ def main():
                 if applying is None or module.check_mode:
                     staged = staging(directory, clean=not module.check_mode)
                     runner.tmpdir = staged
-                    converge(module, runner, directory, staged, wanted, is_secret, leftovers, applying)
+                    converge(module, runner, directory, staged, wanted, is_secret, known, applying)
                 if time.monotonic() >= deadline:
                     module.fail_json(msg="%s has been applying its change on this server since %s, and did not end "
                                          "within lock_timeout (%s s); nothing was changed"
@@ -664,11 +698,10 @@ def overtaken(module, read):
     return moved or None
 
 
-def converge(module, runner, directory, staged, wanted, is_secret, leftovers, applying=None):
+def converge(module, runner, directory, staged, wanted, is_secret, known, applying=None):
     params = module.params
-    result = dict(changed=False, restart_required=False, changed_keys=[], changed_users=[], commands=[], reads=[])
-    if leftovers:
-        result["module_leftovers"] = leftovers
+    result = dict(changed=False, restart_required=False, changed_keys=[], changed_users=[], commands=[], reads=[],
+                  **known)
     config, current_users = read_server(module, runner, wanted, result)
     moved = overtaken(module, result["read_sha256"])
     if moved:

@@ -6,8 +6,9 @@
 
 Nodes of one cluster (the same ``ovpnas_cluster``) share one configuration database, so the
 configuration is written from one node, the writer: ``ovpnas_cluster_writer`` when a node
-names it, else the cluster's first node among the play's hosts (inventory order). The writer
-starts and gates every node of its cluster, one at a time, itself last.
+names it, else the cluster's first node among the play's hosts (inventory order); where that node
+is a standby (it runs no services), the next live node. The writer starts and gates every node of
+its cluster, one at a time, itself last.
 """
 
 from __future__ import annotations
@@ -18,14 +19,23 @@ def cluster_members(name, hosts, hostvars):
     return [host for host in hosts if hostvars[host].get("ovpnas_cluster") == name]
 
 
-def cluster_writer(name, hosts, hostvars):
-    """The node that writes the configuration of cluster ``name`` (None when no play host is in it)."""
+def cluster_writer(name, hosts, hostvars, standby=()):
+    """The node that writes the configuration of cluster ``name`` (None when no play host is in it).
+
+    A node in ``standby`` (one that runs no services, where ``sacli`` cannot write) hands the write to the
+    cluster's first node that is not: the one after it, else the first.
+    """
     members = cluster_members(name, hosts, hostvars)
-    for host in members:
-        chosen = hostvars[host].get("ovpnas_cluster_writer")
-        if chosen:
-            return chosen if chosen in members else None
-    return members[0] if members else None
+    chosen = next((hostvars[host]["ovpnas_cluster_writer"] for host in members
+                   if hostvars[host].get("ovpnas_cluster_writer")), None)
+    if chosen is not None and chosen not in members:
+        return None
+    chosen = chosen or (members[0] if members else None)
+    if chosen is None or chosen not in standby:
+        return chosen
+    start = members.index(chosen)
+    live = [host for host in members[start:] + members[:start] if host not in standby]
+    return live[0] if live else chosen
 
 
 def apply_order(host, hosts, hostvars):

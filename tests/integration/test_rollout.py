@@ -345,3 +345,45 @@ def test_a_standby_node_is_reported_and_skipped(fleet, tmp_path):
     assert "Standby (no services run there), skipped: as06" in text(result)
     assert "Rolling out to 9 of 10 servers" in text(result)
     assert servers["as06"].commands() == ["ConfigQuery"] and "start" not in servers["as06"].commands()
+
+
+def test_a_cluster_whose_writer_is_a_standby_is_written_from_its_next_node(fleet, tmp_path):
+    """as09, the cluster's chosen writer, runs no services: as10 writes the cluster's database, is started and gated;
+    the next run reads the cluster once, from as10."""
+    servers, inventory = fleet
+    servers["as09"].settings(standby=True)
+    result, hosts = play(tmp_path, inventory, DEPLOY, "--limit", ",".join(CLUSTER))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Standby (no services run there), skipped: as09" in text(result)
+    assert "start" not in servers["as09"].commands()
+    assert [c for c in servers["as10"].commands() if c in WRITES], result.stdout
+    assert servers["as10"].commands().count("start") == 1 and servers["as10"].commands("authcli") == ["authenticate"]
+    assert SCRIPT_KEY in servers["as10"].config()
+
+    reset(servers)
+    again, hosts = play(tmp_path, inventory, DEPLOY, "--limit", ",".join(CLUSTER))
+    assert again.returncode == 0 and all(r["changed"] == 0 for r in hosts.values()), again.stdout
+    assert servers["as10"].commands() == ["ConfigQuery"] and servers["as09"].commands() == ["ConfigQuery"]
+
+
+@pytest.mark.parametrize("mistake", ["one-server-twice", "not-one-cluster"])
+def test_inventory_mistakes_about_databases_stop_the_rollout_before_any_change(fleet, tmp_path, mistake):
+    """One server under two inventory names (each with its own host.name), or two servers declared one cluster:
+    the plan stops the rollout before anything is written anywhere."""
+    servers, inventory = fleet
+    with open(inventory) as handle:
+        data = json.load(handle)
+    hosts = data["fleet"]["hosts"]
+    if mistake == "one-server-twice":
+        hosts["as01-again"] = dict(hosts["as01"], ovpnas_config_settings={"host.name": "other.example.com"})
+        expected = "as01, as01-again use one configuration database"
+    else:
+        hosts["as02"]["ovpnas_cluster"] = hosts["as03"]["ovpnas_cluster"] = "c2"
+        expected = "cluster c2: its nodes use different configuration databases"
+    with open(inventory, "w") as handle:
+        json.dump(data, handle)
+    result, _hosts = play(tmp_path, inventory)
+    assert result.returncode != 0
+    assert expected in text(result), result.stdout
+    for name, server in servers.items():
+        assert [c for c in server.commands() if c in WRITES | {"start"}] == [], name

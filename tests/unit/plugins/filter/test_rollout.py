@@ -185,7 +185,51 @@ def test_the_filters_are_registered():
                                             node_sacli_path=node_sacli_path, rollout_batches=batches,
                                             rollout_summary=rollout.rollout_summary, rollout_plan=rollout_plan,
                                             rollout_queue=rollout_queue, rollout_record=rollout_record,
-                                            rollout_login_errors=rollout.rollout_login_errors)
+                                            rollout_login_errors=rollout.rollout_login_errors,
+                                            rollout_database_errors=rollout.rollout_database_errors,
+                                            rollout_writer=rollout.rollout_writer)
+
+
+def probes(**hosts):
+    """hostvars of servers given as name=(cluster, database, standby)."""
+    return {name: dict({"rollout_probe": {"database": database, "standby": standby}},
+                       **({"ovpnas_cluster": cluster} if cluster else {}))
+            for name, (cluster, database, standby) in hosts.items()}
+
+
+def test_servers_of_one_database_must_be_one_cluster():
+    hostvars = probes(as01=(None, "db-1", False), as02=(None, "db-1", False), as03=(None, "db-3", False),
+                      as04=("c1", "db-4", False), as05=("c1", "db-4", False), as06=(None, None, False),
+                      as07=(None, None, False))
+    assert rollout.rollout_database_errors(sorted(hostvars), hostvars) == [
+        "as01, as02 use one configuration database (db-1): one server under several inventory names, or nodes of "
+        "one cluster; declare them one ovpnas_cluster, or keep one name"]
+    # a cluster node and a lone server on one database; two clusters on one
+    hostvars = probes(as01=("c1", "db-1", False), as02=(None, "db-1", False), as03=("c2", "db-1", True))
+    assert len(rollout.rollout_database_errors(sorted(hostvars), hostvars)) == 1
+
+
+def test_a_cluster_of_servers_of_different_databases_is_refused():
+    hostvars = probes(as01=("c1", "db-1", False), as02=("c1", "db-2", False), as03=("c1", "db-2", True),
+                      as04=("c1", None, False))
+    assert rollout.rollout_database_errors(sorted(hostvars), hostvars) == [
+        "cluster c1: its nodes use different configuration databases (as01: db-1; as02, as03: db-2), so they are "
+        "not one cluster; give each its own ovpnas_cluster, or none"]
+
+
+@pytest.mark.parametrize(("standby", "writer"), [((), "as02"), (("as02",), "as03"), (("as02", "as03"), "as01"),
+                                                 (("as01", "as02", "as03"), "as02")])
+def test_a_standby_writer_hands_the_write_to_the_next_live_node(standby, writer):
+    hostvars = probes(**{name: ("c1", "db", name in standby) for name in ("as01", "as02", "as03")})
+    hostvars["as03"]["ovpnas_cluster_writer"] = "as02"
+    assert rollout.rollout_writer("c1", ["as01", "as02", "as03"], hostvars) == writer
+
+
+def test_the_queue_takes_the_live_nodes_of_a_cluster_that_differs():
+    hostvars = probes(as01=("c1", "db", True), as02=("c1", "db", False), as03=("c1", "db", False),
+                      as04=(None, "db-4", False))
+    hostvars["as03"]["rollout_probe"]["differs"] = True
+    assert rollout_queue(sorted(hostvars), hostvars) == ["as02", "as03"]
 
 
 SECRET = "s3cret-pw"
