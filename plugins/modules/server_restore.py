@@ -219,6 +219,13 @@ def as_written(have, wrote):
     return set(have) == set(written) and all(_digest(have[key]) == digest for key, digest in written.items())
 
 
+def same_user(have, before):
+    """Whether a user's live properties (``have``, None when the user does not exist) are those of ``before``."""
+    if have is None or before is None:
+        return have is None and before is None
+    return {key: str(value) for key, value in have.items()} == {key: str(value) for key, value in before.items()}
+
+
 def plan_restore(runner, config, live_users, undo, written=None):
     """The writes that bring back what the change found: only where the live state differs from it.
 
@@ -238,6 +245,10 @@ def plan_restore(runner, config, live_users, undo, written=None):
         plan.set_key(key, value)
     for name in sorted(set(users) | set(props)):
         have = live_users.get(name)
+        if name in users and same_user(have, users[name]):
+            # a user the change created or deleted whole holds what it held before (a write a killed run never
+            # made, or set back): nothing to restore, nothing to keep
+            continue
         if name in written and name in users and not as_written(have, written[name]):
             # created or deleted whole by the change, and changed since
             kept.append(name)

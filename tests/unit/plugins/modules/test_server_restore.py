@@ -202,9 +202,12 @@ def test_what_holds_its_value_from_before_the_change_is_no_edit(server, run_modu
     server.sacli("--key", QUERY_KEY, "ConfigDel")
     server.sacli("--user", "openvpn", "--key", "prop_superuser", "--value",
                  before_users["openvpn"]["prop_superuser"], "UserPropPut")
+    # bob, whom the change creates, as if the killed run never created him
+    server.sacli("--user", "bob", "UserPropDelAll")
     result = restore(run_module, server)
     assert result["failed"] is False, result
     assert result["changed_since"] == [] and result["users_changed_since"] == []
+    assert "kept" not in result.get("msg", "") and not any("--user bob" in command for command in result["commands"])
     assert server.config() == before_config
     assert server.userprops() == before_users
 
