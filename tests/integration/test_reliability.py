@@ -72,6 +72,15 @@ def state(server):
     }
 
 
+def deploy_in_background(inventory, extra, *options, **popen):
+    """Start deploy_postauth.yml in a process group of its own (stdout and stderr together); the Popen."""
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               PATH=ANSIBLE_BIN + os.pathsep + os.environ.get("PATH", ""))
+    popen = dict(dict(start_new_session=True), **popen)
+    return subprocess.Popen([os.path.join(ANSIBLE_BIN, "ansible-playbook"), "-i", inventory, DEPLOY, "-e", extra,
+                             *options], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen)
+
+
 def fleet_with_a(make_fleet, tmp_path, hosts):
     fleet = make_fleet(hosts)
     inventory = write_inventory(tmp_path / "inventory.json", fleet)
@@ -185,12 +194,8 @@ def test_a_killed_run_is_completed_by_the_next(make_fleet, tmp_path):
     fleet, inventory, _a, b = fleet_with_a(make_fleet, tmp_path, 1)
     server = fleet["as01"]
     server.set_fault("configput", action="hang", seconds=60, after=1)
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               PATH=ANSIBLE_BIN + os.pathsep + os.environ.get("PATH", ""))
     b_long = write_vars(tmp_path / "b-long.json", ovpnas_sacli_timeout=120, **B)
-    proc = subprocess.Popen([os.path.join(ANSIBLE_BIN, "ansible-playbook"), "-i", inventory, DEPLOY, "-e", b_long],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = deploy_in_background(inventory, b_long)
     pending = os.path.join(server.path, "etc", "ovpnas_fleet", "pending_apply.json")
     deadline = time.monotonic() + 120
     while not (os.path.exists(pending) and server.commands().count("ConfigPut") >= 1):
@@ -245,11 +250,7 @@ def test_a_run_killed_during_start_leaves_the_change_to_its_gate(make_fleet, tmp
                          rollout_restore=True, rollout_canary_logins=[canary], **B)
     server.set_fault("start", action="hang", seconds=8, times=1)
     server.reset_calls()
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               PATH=ANSIBLE_BIN + os.pathsep + os.environ.get("PATH", ""))
-    proc = subprocess.Popen([os.path.join(ANSIBLE_BIN, "ansible-playbook"), "-i", inventory, DEPLOY, "-e", b_gated],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = deploy_in_background(inventory, b_gated)
     deadline = time.monotonic() + 120
     # the clients are counted just before the start
     while "VPNSummary" not in server.commands():
@@ -311,11 +312,7 @@ def test_a_killed_run_never_leaves_a_bad_change_live(make_fleet, tmp_path, name,
     command, fault = HANGS[phase]
     server.set_fault(command, **fault)
     server.reset_calls()
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               PATH=ANSIBLE_BIN + os.pathsep + os.environ.get("PATH", ""))
-    proc = subprocess.Popen([os.path.join(ANSIBLE_BIN, "ansible-playbook"), "-i", inventory, DEPLOY, "-e", b_gated],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = deploy_in_background(inventory, b_gated)
     pending = os.path.join(server.path, "etc", "ovpnas_fleet", "pending_apply.json")
     # a write hangs once the pending record is there; the start once the clients are counted; the gate's login once
     # the start has ended
@@ -402,10 +399,7 @@ def test_a_restore_keeps_what_someone_changed_during_the_gate(make_fleet, tmp_pa
     # between the gate and that read
     server.set_fault("userpropget", action="hang", seconds=6, after=1, times=1)
     server.reset_calls()
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               PATH=ANSIBLE_BIN + os.pathsep + os.environ.get("PATH", ""))
-    proc = subprocess.Popen([os.path.join(ANSIBLE_BIN, "ansible-playbook"), "-i", inventory, DEPLOY, "-e", b_gated],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = deploy_in_background(inventory, b_gated, text=True, start_new_session=False)
     deadline = time.monotonic() + 120
     while not server.commands("authcli"):
         assert proc.poll() is None and time.monotonic() < deadline, "the run ended before its gate"
@@ -532,13 +526,9 @@ def test_two_rollouts_at_once_end_whole_or_say_they_did_not(make_fleet, tmp_path
 
 def at_once(inventory, extras, *options):
     """Start one deploy per extra vars file at the same moment; their exit codes, outputs and when each ended."""
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               PATH=ANSIBLE_BIN + os.pathsep + os.environ.get("PATH", ""))
     runs = []
     for extra in extras:
-        proc = subprocess.Popen([os.path.join(ANSIBLE_BIN, "ansible-playbook"), "-i", inventory, DEPLOY, "-e", extra,
-                                 *options], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)
+        proc = deploy_in_background(inventory, extra, *options, text=True, start_new_session=False)
         run = dict(extra=extra, proc=proc, rc=None, output=None, ended=None)
         run["reader"] = threading.Thread(target=lambda run=run: run.update(output=run["proc"].communicate()[0],
                                                                            ended=time.monotonic()))
