@@ -65,22 +65,35 @@ def rollout_login_errors(hosts, hostvars, logins, limit=10):
     return ["%s (%s)" % (error, _listed(found, limit)) for error, found in hits.items()]
 
 
+def _probes(hosts, hostvars):
+    """{host: (its probe result, its ovpnas_cluster or None)}, each host's variables read once (Ansible works them
+    out anew on every ``hostvars[host]``)."""
+    found = {}
+    for host in hosts:
+        variables = hostvars[host]
+        found[host] = (variables.get(PROBE) or {}, variables.get("ovpnas_cluster") or None)
+    return found
+
+
+def _queue(hosts, probes):
+    queued = [host for host in hosts if probes[host][0].get("differs")]
+    clusters = {probes[host][1] for host in queued} - {None}
+    return [host for host in hosts if host in queued
+            or (probes[host][1] in clusters and not probes[host][0].get("standby"))]
+
+
 def rollout_queue(hosts, hostvars):
     """The hosts a rollout goes to: those whose probe found a difference, with the other nodes of their clusters
     (those that run services)."""
-    probes = {host: hostvars[host].get(PROBE) or {} for host in hosts}
-    queued = [host for host in hosts if probes[host].get("differs")]
-    clusters = {hostvars[host].get("ovpnas_cluster") for host in queued} - {None, ""}
-    followers = [host for host in hosts
-                 if hostvars[host].get("ovpnas_cluster") in clusters and not probes[host].get("standby")]
-    return [host for host in hosts if host in queued or host in followers]
+    hosts = list(hosts)
+    return _queue(hosts, _probes(hosts, hostvars))
 
 
 def rollout_writer(cluster, hosts, hostvars):
     """The node that writes ``cluster``: the one chosen (``ovpnas_cluster_writer``, else the first), or, where the
     probe found it a standby, the cluster's next node that runs services."""
     members = cluster_members(cluster, list(hosts), hostvars)
-    standby = [host for host in members if (hostvars[host].get(PROBE) or {}).get("standby")]
+    standby = [host for host, (probe, _cluster) in _probes(members, hostvars).items() if probe.get("standby")]
     return cluster_writer(cluster, list(hosts), hostvars, standby)
 
 
@@ -89,16 +102,16 @@ def rollout_database_errors(hosts, hostvars, limit=10):
     being declared one cluster (one server under two inventory names), and a cluster whose nodes name different
     databases (servers that are not one cluster)."""
     databases, clusters = {}, {}
-    for host in hosts:
-        database = (hostvars[host].get(PROBE) or {}).get("database")
-        cluster = hostvars[host].get("ovpnas_cluster") or None
+    probes = _probes(list(hosts), hostvars)
+    for host, (probe, cluster) in probes.items():
+        database = probe.get("database")
         if database:
             databases.setdefault(database, []).append(host)
         if cluster and database:
             clusters.setdefault(cluster, {}).setdefault(database, []).append(host)
     errors = []
     for database, found in databases.items():
-        declared = {hostvars[host].get("ovpnas_cluster") or None for host in found}
+        declared = {probes[host][1] for host in found}
         if len(found) > 1 and (None in declared or len(declared) > 1):
             errors.append("%s use one configuration database (%s): one server under several inventory names, or "
                           "nodes of one cluster; declare them one ovpnas_cluster, or keep one name"
@@ -115,8 +128,9 @@ def rollout_database_errors(hosts, hostvars, limit=10):
 def rollout_plan(hosts, hostvars, serial):
     """Lines that say which servers the rollout goes to, in which batches, and which it leaves alone."""
     hosts = list(hosts)
-    queue = rollout_queue(hosts, hostvars)
-    results = {host: hostvars[host].get(PROBE) or {} for host in hosts}
+    probes = _probes(hosts, hostvars)
+    queue = _queue(hosts, probes)
+    results = {host: probe for host, (probe, _cluster) in probes.items()}
     standby = [host for host in hosts if results[host].get("standby")]
     in_sync = [host for host in hosts if host not in queue and host not in standby]
     if not queue:

@@ -500,6 +500,7 @@ def main():
         # composed by the action plugin on the controller
         compose=dict(type="list", elements="str", choices=["host_checker", "post_auth"], default=[]),
         cluster=dict(type="str"),
+        cluster_writer=dict(type="str"),
         report=dict(type="bool", default=False),
         probe=dict(type="bool", default=False),
         settings=dict(type="dict", default={}),

@@ -62,5 +62,5 @@ def test_a_database_that_cannot_be_told_is_none(tmp_path, as_conf):
 def test_the_last_line_of_a_name_counts(tmp_path):
     sacli = access_server(str(tmp_path / "as"), "sa.sock=~/sock/first\nsa.sock=/run/as/sagent\n")
     assert agent_socket(sacli) == "/run/as/sagent"
-    assert agent_socket(access_server(str(tmp_path / "none"), None)) == str(tmp_path / "none" / "etc" / "sock" /
-                                                                              "sagent")
+    missing = access_server(str(tmp_path / "none"), None)
+    assert agent_socket(missing) == str(tmp_path / "none" / "etc" / "sock" / "sagent")
