@@ -61,7 +61,8 @@ options:
         Flags (V(true), V(false), V(yes), V(no), V(on), V(off)) are not secrets and are shown.
       - These come on top of the patterns every module of the collection masks, V(auth.ldap.*.bind_pw),
         V(auth.radius.*.secret), V(*password*), V(*passwd*), V(*_pw), V(*secret*), V(*token*), V(*priv_key*),
-        V(*private_key*), V(*.sp_key*), V(pvt_*_digest), V(pvt_google_auth_secret*) and V(pvt_totp_secret*).
+        V(*private_key*), V(*.sp_key*), V(pvt_*_digest), V(pvt_google_auth_secret*), V(pvt_totp_secret*),
+        V(*skey*), V(*api_key*) and V(*apikey*).
     type: list
     elements: str
     default: []

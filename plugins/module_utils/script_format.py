@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import re
 
@@ -75,17 +76,17 @@ def with_identity(text):
     return seal(filled)
 
 
-def script_diff(live, wanted, limit=60):
+def script_diff(live, wanted, limit=60, names=()):
     """The lines in which two scripts differ, as a unified diff (``-`` live, ``+`` wanted, one line of context).
 
-    Both are shown as results may show a script (``mask_secret_lines``), without their
-    ``# ovpnas.fleet.<field>:`` lines, which their identity leaves out too; at most ``limit`` lines, then
-    how many more there are.
+    Both are shown as results may show a script (``mask_secret_lines``, with the secret assignments
+    ``names``), without their ``# ovpnas.fleet.<field>:`` lines, which their identity leaves out too; at
+    most ``limit`` lines, then how many more there are.
     """
     import difflib
 
     def lines(text):
-        return [line for line in (mask_secret_lines(text or "") or "").rstrip("\r\n").split("\n")
+        return [line for line in (mask_secret_lines(text or "", names) or "").rstrip("\r\n").split("\n")
                 if not FIELD_LINE.match(line)]
 
     found = [line for line in difflib.unified_diff(lines(live), lines(wanted), lineterm="", n=1)
@@ -114,36 +115,61 @@ def sealed(text):
 
 
 SECRET_MARKER = "# ovpnas.fleet.secret"
+# an assignment to a plain name, as an own script keeps a secret (``SKEY = "..."``)
+ASSIGNMENT = re.compile(r"^\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*(?::[^=]*)?=(?!=)\s*(?P<value>.*)$")
 
 
-def secret_lines(text):
+def _assigned(line, names):
+    """Where ``line`` assigns one of ``names`` (``NAME = value``): the start of its value, else None."""
+    match = ASSIGNMENT.match(line)
+    return match.start("value") if match and match.group("name") in names else None
+
+
+def secret_lines(text, names=()):
     """What the lines of a script that carry the secret marker hold, for ``no_log_values``.
 
     Secrets are rendered into scripts as Python literals (quotes escaped), which masking by
     value does not find; masking what the marked line holds does, wherever the script is quoted.
+    In an own script, which carries no markers, the values assigned to ``names`` count the same, and
+    the strings they hold.
     """
     found = []
     for line in (text or "").split("\n"):
         line = line.rstrip()
         if line.endswith(SECRET_MARKER) and line[:-len(SECRET_MARKER)].strip():
             found.append(line[:-len(SECRET_MARKER)].strip())
+            continue
+        start = _assigned(line, names) if names else None
+        if start is not None and line[start:].strip():
+            value = line[start:].strip()
+            found.append(value)
+            try:
+                literal = ast.literal_eval(value)
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                literal = None
+            if isinstance(literal, str) and literal:
+                found.append(literal)
     return found
 
 
-def mask_secret_lines(text):
+def mask_secret_lines(text, names=()):
     """A script as it may be shown: every line that carries the secret marker reads ``********``.
 
     ``no_log_values`` (see ``hide_secrets``) cannot mask these lines alone: a line can hold several
     secrets, some of them escaped in their Python literals, and once Ansible has masked one of them
     by value, the line no longer matches and the escaped ones would show. Replacing the marked
     lines whole, before the script goes into a result, hides them whatever else is registered.
+    In an own script, the values assigned to ``names`` read ``********`` the same way.
     """
-    if not text or SECRET_MARKER not in text:
+    if not text or (SECRET_MARKER not in text and not names):
         return text
     lines = []
     for line in text.split("\n"):
+        start = _assigned(line, names) if names else None
         if line.rstrip().endswith(SECRET_MARKER):
             line = "%s******** %s" % (line[:len(line) - len(line.lstrip())], SECRET_MARKER)
+        elif start is not None:
+            line = line[:start] + "********"
         lines.append(line)
     return "\n".join(lines)
 

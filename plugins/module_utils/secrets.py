@@ -16,12 +16,19 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import 
 # other passwords, secrets and tokens, password digests and TOTP seeds.
 SECRET_PATTERNS = ("auth.ldap.*.bind_pw", "auth.radius.*.secret", "*password*", "*passwd*", "*_pw", "*secret*",
                    "*token*", "*priv_key*", "*private_key*", "*.sp_key*", "pvt_*_digest", "pvt_google_auth_secret*",
-                   "pvt_totp_secret*")
+                   "pvt_totp_secret*", "*skey*", "*api_key*", "*apikey*")
 
 
 # Values a key named like a secret can hold that are flags, not secrets (auth.local.0.enforce_strong_passwords:
 # true): registered, Ansible would mask every "true" of the result.
 FLAG_VALUES = frozenset(("true", "false", "yes", "no", "on", "off"))
+
+
+def secret_name(name):
+    """Whether a name (of a variable, a mapping's key or an assignment in a script) looks like one of a secret:
+    the built-in patterns, whatever its case (Duo's ``SKEY``, ``bind_password``)."""
+    lowered = name.lower()
+    return any(fnmatch.fnmatchcase(lowered, p) for p in SECRET_PATTERNS)
 
 
 def secret_matcher(patterns=()):
@@ -30,16 +37,17 @@ def secret_matcher(patterns=()):
     return lambda name: any(fnmatch.fnmatchcase(name, p) for p in every)
 
 
-def hide_secrets(module, values=None, is_secret=None, script=None, known=()):
+def hide_secrets(module, values=None, is_secret=None, script=None, known=(), names=()):
     """Register secrets with the module's ``no_log_values``, the one way results are masked.
 
     ``values`` maps names to values, those whose names ``is_secret`` matches are secrets; ``known``
     lists secrets as they are. Each is registered as it is and as a script's literal writes it
     (``repr()``, as the pyliteral filter does, and ``ascii()``: quotes and backslashes escaped);
-    ``script`` is a post-auth script, whose marked lines are (wherever a result quotes it; a script
-    shown on purpose goes through ``mask_secret_lines`` first). Ansible then masks each of them
-    wherever it occurs in the result (diffs, facts, messages, errors): a whole value shows as
-    ``VALUE_SPECIFIED_IN_NO_LOG_PARAMETER``, one inside a longer text as ``********``. Results
+    ``script`` is a post-auth script, whose marked lines are (and, in an own script, what ``names`` are
+    assigned), wherever a result quotes it; a script shown on purpose goes through ``mask_secret_lines``
+    first. Ansible then masks each of them wherever it occurs in the result (diffs, facts, messages,
+    errors): a whole value shows as ``VALUE_SPECIFIED_IN_NO_LOG_PARAMETER``, one inside a longer text as
+    ``********``. Results
     carry values as they are, and nothing masks them a second time. Register the live
     values too: a secret rotated away is still in the live configuration and the diff's before.
     """
@@ -47,4 +55,4 @@ def hide_secrets(module, values=None, is_secret=None, script=None, known=()):
              if isinstance(v, str) and v and v.strip().lower() not in FLAG_VALUES and is_secret(k)]
     for value in found + [v for v in known if isinstance(v, str) and v]:
         module.no_log_values.update((value, repr(value)[1:-1], ascii(value)[1:-1]))
-    module.no_log_values.update(secret_lines(script))
+    module.no_log_values.update(secret_lines(script, names))

@@ -170,6 +170,15 @@ options:
         type: list
         elements: str
         default: []
+      secret_assignments:
+        description:
+          - Names of an own script's assignments that hold secrets (C(SKEY = "...")), which carries no
+            C(# ovpnas.fleet.secret) markers. What they are assigned is masked wherever a script is shown, in the live
+            script as in the wanted one (a secret rotated away included).
+          - The C(ovpnas.fleet.post_auth) role sets it from C(post_auth_source_secrets) and the names that look secret.
+        type: list
+        elements: str
+        default: []
   app_verify:
     description: The host-checker query file (C(vpn.client.app_verify)). Not managed when omitted.
     type: dict
@@ -516,6 +525,7 @@ def main():
             required_apps=dict(type="list", elements="dict", default=[]),
             query_file=dict(type="str"),
             secrets=dict(type="list", elements="str", default=[], no_log=True),
+            secret_assignments=dict(type="list", elements="str", default=[], no_log=False),
         )),
         app_verify=dict(type="dict", options=dict(
             state=dict(type="str", choices=["present", "absent"], default="present"),
@@ -553,7 +563,8 @@ def main():
             module.fail_json(msg=key_problem(key))
     script = Wanted(module, "post_auth", params["post_auth"], script_identity)
     query_file = Wanted(module, "app_verify", params["app_verify"])
-    hide_secrets(module, settings, is_secret, script=script.text)
+    hide_secrets(module, settings, is_secret, script=script.text, names=secret_assignments(params),
+                 known=(params["post_auth"] or {}).get("secrets") or [])
     for props in users.values():
         hide_secrets(module, props, is_secret)
 
@@ -710,7 +721,7 @@ def converge(module, runner, directory, staged, wanted, is_secret, known, applyi
         module.fail_json(msg="this server changed after this run planned its change (%s of what it manages: another "
                              "run, or someone, wrote in between); nothing was changed; run again to plan from what is "
                              "live now" % what, overtaken=True, **result)
-    hide_secrets(module, config, is_secret, script=config.get(POST_AUTH_KEY))
+    hide_secrets(module, config, is_secret, script=config.get(POST_AUTH_KEY), names=secret_assignments(params))
     for name in wanted["users"]:
         hide_secrets(module, current_users.get(name), is_secret)
 
@@ -762,12 +773,13 @@ def converge(module, runner, directory, staged, wanted, is_secret, known, applyi
             result[option] = dict(changed=key in plan.keys, sha256_before=before, backup_file=None,
                                   sha256_after=sha256_text(plan.keys[key]) if key in plan.keys else before)
     if module._diff:
-        result["diff"] = diff(plan, config, current_users)
+        result["diff"] = diff(plan, config, current_users, secret_assignments(params))
     if params["report"]:
         result["live"] = live_report(config, directory)
         if plan.keys.get(POST_AUTH_KEY) is not None and config.get(POST_AUTH_KEY) is not None:
             # what a drift audit shows of a script edited by hand, or of one another inventory made
-            result["post_auth"]["differing_lines"] = script_diff(config[POST_AUTH_KEY], plan.keys[POST_AUTH_KEY])
+            result["post_auth"]["differing_lines"] = script_diff(config[POST_AUTH_KEY], plan.keys[POST_AUTH_KEY],
+                                                                 names=secret_assignments(module.params))
     if not (plan.keys or plan.user_writes):
         module.exit_json(**result)
     refuse_bad_names(module, plan, result, pending)
@@ -816,8 +828,14 @@ def live_report(config, directory):
     return live
 
 
-def diff(plan, config, current_users):
-    """One diff per kind of change (secrets are masked by ``no_log_values``)."""
+def secret_assignments(params):
+    """The names of an own script's assignments that hold secrets."""
+    return (params["post_auth"] or {}).get("secret_assignments") or []
+
+
+def diff(plan, config, current_users, names=()):
+    """One diff per kind of change (secrets are masked by ``no_log_values``; in an own script, what ``names``
+    are assigned)."""
     diffs = []
     keys = [k for k in sorted(plan.keys) if k not in MANAGED_KEYS]
     if keys:
@@ -833,8 +851,8 @@ def diff(plan, config, current_users):
     for key in (APP_VERIFY_KEY, POST_AUTH_KEY):
         if key in plan.keys:
             diffs.append(dict(before_header="%s (live)" % key, after_header="%s (wanted)" % key,
-                              before=mask_secret_lines(config.get(key) or ""),
-                              after=mask_secret_lines(plan.keys[key] or "")))
+                              before=mask_secret_lines(config.get(key) or "", names),
+                              after=mask_secret_lines(plan.keys[key] or "", names)))
     return diffs
 
 

@@ -34,6 +34,8 @@ except ImportError:  # before ansible-core 2.19, every string is a template
 from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import script_identity, with_identity
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils import capabilities, identity_cache
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils.checks import SHOWN, SettingsError, flag, shown
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.own_script import OwnScript, search_dirs
+from ansible_collections.ovpnas.fleet.plugins.plugin_utils.own_script import header as own_header
 from ansible_collections.ovpnas.fleet.plugins.plugin_utils.post_auth import (
     build_settings,
     exclusive_prefixes,
@@ -274,9 +276,13 @@ def desired_state(loader, templar, task_vars, roles, render, query_file, probe=F
     if "post_auth" in roles:
         params = unprefixed(values, "post_auth")
         version = load_role_file(loader, "post_auth", "vars", "main.yml")["__post_auth_version"]
-        post_auth = PostAuth(params, version, render)
+        post_auth = PostAuth(params, version, render, dirs=search_dirs(task_vars),
+                             variable=_variable(templar, task_vars))
         desired.update(post_auth.desired, backup=params["backup"])
-        if post_auth.settings is not None:
+        if post_auth.loads:
+            if post_auth.own is not None:
+                # an own script is read (and a template rendered) in any case: its identity and secrets need its text
+                post_auth.content()
             script = desired["post_auth"]
             if probe:
                 script = {k: v for k, v in script.items() if k not in ("policy_harness", "policy_cases")}
@@ -285,6 +291,16 @@ def desired_state(loader, templar, task_vars, roles, render, query_file, probe=F
                 script["content"] = post_auth.content()
             desired["post_auth"] = script
     return desired
+
+
+def _variable(templar, task_vars):
+    """A host's variable by name, templated (None where it is not set)."""
+    templar = templar.copy_with_new_env(available_variables=task_vars)
+
+    def variable(name):
+        return templar.template(task_vars[name]) if name in task_vars else None
+
+    return variable
 
 
 def _run(builder, params):
@@ -353,13 +369,16 @@ class PostAuth:
     a script rendered once is not rendered again to find out that a server already runs it.
     """
 
-    def __init__(self, params, version, render=None, template=TEMPLATE, harness=HARNESS, cache=None):
+    def __init__(self, params, version, render=None, template=TEMPLATE, harness=HARNESS, cache=None, dirs=(),
+                 variable=None):
         self.params = params
         self.version = version
         self.template = template
         self.render = render
         self.cache = cache
         self.settings = None
+        self.own = None
+        self.variable = variable
         self._content = None
         self.desired = {
             "post_auth": {"state": params["state"]},
@@ -376,14 +395,17 @@ class PostAuth:
             checked_cases(params["policy_tests"])
         except ShapeError as exc:
             raise ComposeError(str(exc)) from None
-        self.settings = settings_of(params)
         self.cases_sha256 = sha256_json(params["policy_tests"])
+        with open(harness, "rb") as handle:
+            policy_harness = handle.read().decode("utf-8")
+        if params.get("source"):
+            self._own_script(params, dirs, policy_harness)
+            return
+        self.settings = settings_of(params)
         # what the text of the script (its header fields aside) depends on; not the collection version,
         # not the policy cases: they appear only in header fields
         self.key = sha256_json({"code": _files_digest(template), "renderer": RENDERER_VERSIONS,
                                 "settings": self.settings["sha256"]})
-        with open(harness, "rb") as handle:
-            policy_harness = handle.read().decode("utf-8")
         self.desired["post_auth"].update(
             python=params["python"],
             validate_interpreters=params["validate_interpreters"],
@@ -395,12 +417,37 @@ class PostAuth:
         self.desired["users"] = self.settings["users"]
         self.desired["users_exclusive_prefixes"] = exclusive_prefixes(params)
 
+    def _own_script(self, params, dirs, policy_harness):
+        """An own script (``post_auth_source``): loaded as it is, with none of the composed capabilities."""
+        enabled = [capability.name for capability in capabilities.CAPABILITIES if params.get(capability.name)]
+        if enabled:
+            raise ComposeError("post_auth_source and %s are both set: an own script is loaded as it is, without the "
+                               "capabilities the role composes; set one or the other"
+                               % ", ".join("post_auth_" + name for name in enabled))
+        self.own = _run(lambda values: OwnScript(values, dirs), params)
+        self.desired["post_auth"].update(
+            python=params["python"],
+            validate_interpreters=params["validate_interpreters"],
+            policy_harness=policy_harness,
+            policy_cases=params["policy_tests"],
+            required_apps=[],
+        )
+
+    @property
+    def loads(self):
+        """Whether there is a script to load (state present)."""
+        return self.settings is not None or self.own is not None
+
     def template_vars(self):
         return {"__post_auth_settings": self.settings, "__post_auth_version": self.version,
                 "__post_auth_cases_sha256": self.cases_sha256}
 
     def content(self):
         """The script, rendered once: its imports filled in, its identity line, its seal."""
+        if self._content is None and self.own is not None:
+            text = _run(lambda _params: self.own.text(lambda path: self.render(path, {}), self.variable), self.params)
+            self._content = with_identity(own_header(self.own.name, self.version, self.cases_sha256) + text)
+            self.desired["post_auth"].update(secrets=self.own.secrets, secret_assignments=self.own.secret_names)
         if self._content is None:
             try:
                 self._content = with_identity(with_imports(self.render(self.template, self.template_vars())))
@@ -409,5 +456,8 @@ class PostAuth:
         return self._content
 
     def identity(self):
-        """What the script does (``script_identity``), kept by ``key`` on the controller once rendered."""
+        """What the script does (``script_identity``), kept by ``key`` on the controller once rendered; an own
+        script's, from its text (reading it costs less than keeping its identity would)."""
+        if self.own is not None:
+            return script_identity(self.content())
         return identity_cache.identity(self.key, lambda: script_identity(self.content()), self.cache)

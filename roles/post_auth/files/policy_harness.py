@@ -9,14 +9,24 @@ The script is compiled and executed the way Access Server does it (from its text
 ``<string>``, with SUCCEED and FAIL in its namespace and ``pyovpn.plugin`` importable), then
 each case calls its entry point with the authcred, attributes, authret and info that Access
 Server would pass for that user, client and directory answer. HTTPS calls of the script (Duo,
-endpoints) get the replies the case scripts, never the network. Prints a JSON report and exits
+endpoints) get the replies the case scripts, never the network: a script the collection composed
+through its ``post_json``, any other script at the socket (``http.client``, ``urllib.request``, a
+raw socket wrapped with ``ssl``), answered by a stand-in on the loopback whatever host, port and CA
+file the script names. A script that reaches for a host the case scripts no reply for fails that
+case, naming the host. For a script the collection did not compose, what a case's login saves
+(``proplist_save``) is read back by the next case of the same user. Prints a JSON report and exits
 0 when every case passed, 1 when one failed, 2 when the script cannot be loaded.
 
 Runs on Python 3.6 and newer with the standard library only.
 """
 
 import contextlib
+import http.client
+import http.server
 import json
+import socket
+import socketserver
+import ssl
 import sys
 import threading
 import traceback
@@ -25,6 +35,8 @@ import urllib.parse
 
 SUCCEED, FAIL = 0, 1
 STATUS = {"SUCCEED": SUCCEED, "FAIL": FAIL}
+# the first line of a script's header when the collection composed it (an own script's says "(own script)")
+GENERATOR = "# ovpnas.fleet.generator: ovpnas.fleet"
 RADIUS_NAMES = {"Framed-IP-Address": 8, "Filter-Id": 11, "Callback-Number": 19, "Class": 25, "Framed-Pool": 88}
 
 
@@ -116,7 +128,7 @@ def property_text(value):
     return str(value)
 
 
-def arguments(case, namespace, answering=False):
+def arguments(case, namespace, answering=False, saved=None):
     client = case.get("client") or {}
     web = bool(client.get("web", False))
     client_info = {str(k): str(v) for k, v in (client.get("info") or {}).items()}
@@ -138,6 +150,8 @@ def arguments(case, namespace, answering=False):
     else:
         attributes["reauth"] = bool(client.get("reauth", False))
     proplist = {"type": "user_connect"}
+    # what an earlier case of this user saved, as Access Server keeps it; the case's own properties over it
+    proplist.update(saved or {})
     proplist.update({str(k): property_text(v) for k, v in (case.get("properties") or {}).items()})
     authret = {"status": SUCCEED, "user": case["user"], "reason": "primary auth succeeded", "proplist": proplist}
     info = {"auth_method": case.get("auth_method", "local")}
@@ -184,16 +198,190 @@ class ScriptedHttp:
         return 200, reply
 
 
-def run_case(namespace, case):
+class Network:
+    """The network as a policy case scripts it: outbound connections answered from the case's ``http_replies``.
+
+    Every connection a script opens (``socket.create_connection``, ``socket.connect``, ``http.client``,
+    ``urllib.request``) goes to a plain HTTP stand-in on the loopback, and every TLS wrap of one returns it
+    unwrapped, with a certificate that names the host the script asked for: the script's own CA file and
+    host name checks pass, and nothing leaves the machine. A reply is found by host and path (a key like
+    ``https://api-1.duosecurity.com/auth/v2/preauth`` or ``api-1.duosecurity.com/auth/v2/preauth``) or by path
+    alone (``/auth/v2/preauth``, any host). A host the case has no reply for is refused and named.
+    """
+
+    def __init__(self):
+        self.by_host = {}
+        self.by_path = {}
+        self.reached = []
+        self.host = "localhost"
+        network = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]").lower()
+                path = urllib.parse.urlsplit(self.path).path or "/"
+                reply = network.reply(host, path)
+                if reply is None or reply == "unavailable":
+                    # as a server that does not answer: the connection closes without a reply
+                    self.close_connection = True
+                    return
+                status, body = 200, reply
+                if isinstance(reply, dict) and "status" in reply and set(reply) <= {"status", "json", "body"}:
+                    status, body = int(reply["status"]), reply.get("json", reply.get("body", ""))
+                data = body.encode("utf-8") if isinstance(body, str) else json.dumps(body).encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain" if isinstance(body, str) else "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = answer
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.address = self.server.server_address
+        thread = threading.Thread(target=self.server.serve_forever)
+        thread.daemon = True
+        thread.start()
+
+    def script(self, replies):
+        """The replies of one case."""
+        self.by_host, self.by_path, self.reached = {}, {}, []
+        for key, reply in (replies or {}).items():
+            key = str(key)
+            if key.startswith("/"):
+                self.by_path[key] = reply
+                continue
+            parts = urllib.parse.urlsplit(key if "://" in key else "//" + key)
+            self.by_host[((parts.hostname or "").lower(), parts.path or "/")] = reply
+
+    def reply(self, host, path):
+        if (host, path) in self.by_host:
+            return self.by_host[(host, path)]
+        return self.by_path.get(path)
+
+    def knows(self, host):
+        host = str(host).strip("[]").lower()
+        return bool(self.by_path) or any(known == host for known, _path in self.by_host)
+
+    def route(self, address):
+        """Where a connection to ``address`` goes: the stand-in, or nowhere (the host is refused and named)."""
+        host = address[0] if isinstance(address, tuple) and address else address
+        if tuple(address[:2]) == self.address:
+            return self.address
+        if not self.knows(host):
+            name = "%s:%s" % (host, address[1]) if isinstance(address, tuple) and len(address) > 1 else str(host)
+            if name not in self.reached:
+                self.reached.append(name)
+            raise ConnectionRefusedError("the policy case scripts no reply for %s" % name)
+        # the host a TLS wrap of this connection names in its certificate
+        self.host = str(host).strip("[]")
+        return self.address
+
+    def install(self):
+        """Route every connection of this process through ``route`` and unwrap its TLS."""
+        network = self
+        create_connection = socket.create_connection
+        connect = socket.socket.connect
+        connect_ex = socket.socket.connect_ex
+        wrap = ssl.SSLContext.wrap_socket
+
+        def routed_create_connection(address, *args, **kwargs):
+            return create_connection(network.route(address), *args, **kwargs)
+
+        def routed_connect(sock, address):
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                address = network.route(address)
+            return connect(sock, address)
+
+        def routed_connect_ex(sock, address):
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                try:
+                    address = network.route(address)
+                except ConnectionRefusedError:
+                    return 111
+            return connect_ex(sock, address)
+
+        def unwrapped(context_or_sock, sock=None, *args, **kwargs):
+            sock = sock if isinstance(context_or_sock, ssl.SSLContext) else context_or_sock
+            try:
+                peer = sock.getpeername()[:2]
+            except (OSError, AttributeError):
+                peer = None
+            if peer != network.address:
+                return wrap(context_or_sock, sock, *args, **kwargs)
+            return Unwrapped(sock, kwargs.get("server_hostname") or network.host)
+
+        socket.create_connection = routed_create_connection
+        socket.socket.connect = routed_connect
+        socket.socket.connect_ex = routed_connect_ex
+        http.client.HTTPConnection._create_connection = staticmethod(routed_create_connection)
+        ssl.SSLContext.wrap_socket = unwrapped
+        if hasattr(ssl, "wrap_socket"):
+            ssl.wrap_socket = lambda sock, *args, **kwargs: Unwrapped(sock, network.host)
+
+
+class Unwrapped:
+    """A connection to the stand-in, as a TLS socket looks to a script: its certificate names ``host``."""
+
+    def __init__(self, sock, host):
+        self._sock = sock
+        self._host = host or "localhost"
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+    def getpeercert(self, binary_form=False):
+        if binary_form:
+            return b""
+        return {"subject": ((("commonName", self._host),),), "subjectAltName": (("DNS", self._host),),
+                "notAfter": "Jan  1 00:00:00 2100 GMT"}
+
+    def do_handshake(self, *args):
+        return None
+
+    def version(self):
+        return "TLSv1.3"
+
+    def cipher(self):
+        return ("TLS_AES_256_GCM_SHA384", "TLSv1.3", 256)
+
+    def selected_alpn_protocol(self):
+        return None
+
+    def unwrap(self):
+        return self._sock
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._sock.close()
+        return False
+
+
+def run_case(namespace, case, network=None, saved=None):
     """One login; when the script asks a question and the case has an answer, the answering login too."""
     response = (case.get("client") or {}).get("response")
     if isinstance(namespace.get("post_json"), ScriptedHttp):
         namespace["post_json"].replies = dict(case.get("http_replies") or {})
-    authret, save, crstate = call(namespace, arguments(case, namespace), CRState())
+    if network is not None:
+        network.script(case.get("http_replies"))
+    authret, save, crstate = call(namespace, arguments(case, namespace, saved=saved), CRState())
     if crstate.challenge and not crstate.expired and response is not None:
         # the client reconnects with the answer; the state the script kept comes along
         crstate.answer, crstate.challenge = str(response), None
-        authret, save, crstate = call(namespace, arguments(case, namespace, answering=True), crstate)
+        authret, save, crstate = call(namespace, arguments(case, namespace, answering=True, saved=saved), crstate)
     return authret, save, crstate
 
 
@@ -268,6 +456,11 @@ def main(argv):
         cases = json.loads(handle.read().decode("utf-8"))
     report = {"python": "%d.%d.%d" % sys.version_info[:3], "cases": [], "passed": 0, "failed": 0}
     namespace = {"__name__": "post_auth_script", "SUCCEED": SUCCEED, "FAIL": FAIL}
+    # a script the collection composed states each case's properties in full; any other reads back what it saved
+    composed = any(line.rstrip() == GENERATOR for line in text.split("\n")[:20])
+    saved_by_user = {}
+    network = Network()
+    network.install()
     # what the script prints goes to the log on the server; here to stderr, not the report
     quiet = contextlib.redirect_stdout(sys.stderr)
     try:
@@ -285,9 +478,14 @@ def main(argv):
     for index, case in enumerate(cases):
         name = case.get("name") or "case %d" % (index + 1)
         try:
+            user = str(case.get("user"))
             with contextlib.redirect_stdout(sys.stderr):
-                authret, save, crstate = run_case(namespace, case)
+                authret, save, crstate = run_case(namespace, case, network,
+                                                  None if composed else saved_by_user.get(user))
+            if not composed and save:
+                saved_by_user.setdefault(user, {}).update({str(k): property_text(v) for k, v in save.items()})
             problems = check(case, authret, save, crstate)
+            problems += ["reached for %s, for which the case scripts no reply" % host for host in network.reached]
             result = {"name": name, "status": "SUCCEED" if authret.get("status") == SUCCEED else "FAIL",
                       "reason": authret.get("reason"), "client_reason": authret.get("client_reason"),
                       "group": (authret.get("proplist") or {}).get("conn_group"), "problems": problems}

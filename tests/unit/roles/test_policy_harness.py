@@ -647,3 +647,133 @@ def test_https_calls_get_scripted_replies_never_the_network(harness, replies, gr
         case["http_replies"] = replies
     run = harness(NETWORK, [case])
     assert run.rc == 0, run.report
+
+
+# An own script (not composed by the collection) calls its API the ways scripts do. The case's replies answer it
+# on the loopback: the script's host name, port 443 and its own CA file are as on a server, nothing leaves.
+OWN_HTTPS = """
+    import http.client
+    import json
+    import socket
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    CA_FILE = %(ca)r
+    HOST = "api-1234.duosecurity.com"
+
+    def context():
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(CA_FILE)
+        return ctx
+
+    def with_http_client(host):
+        connection = http.client.HTTPSConnection(host, 443, timeout=5, context=context())
+        connection.request("POST", "/auth/v2/preauth", body="user=alice",
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+        reply = connection.getresponse()
+        return reply.status, json.loads(reply.read().decode())
+
+    def with_urllib(host):
+        request = urllib.request.Request("https://%%s/auth/v2/preauth" %% host, data=b"user=alice")
+        try:
+            with urllib.request.urlopen(request, timeout=5, context=context()) as reply:
+                return reply.status, json.loads(reply.read().decode())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read().decode())
+
+    def with_raw_socket(host):
+        sock = socket.create_connection((host, 443), 5)
+        tls = context().wrap_socket(sock, server_hostname=host)
+        names = [value for kind, value in tls.getpeercert()["subjectAltName"] if kind == "DNS"]
+        assert names == [host], names
+        tls.sendall(("POST /auth/v2/preauth HTTP/1.1\\r\\nHost: %%s\\r\\nContent-Length: 10\\r\\n"
+                     "Connection: close\\r\\n\\r\\nuser=alice" %% host).encode())
+        data = b""
+        while True:
+            chunk = tls.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        tls.close()
+        head, _, body = data.partition(b"\\r\\n\\r\\n")
+        return int(head.split()[1]), json.loads(body.decode())
+
+    def post_auth(authcred, attributes, authret, info):
+        way = {"http.client": with_http_client, "urllib": with_urllib, "raw": with_raw_socket}[authcred["username"]]
+        host = attributes["client_info"].get("UV_HOST", HOST)
+        try:
+            status, reply = way(host)
+        except Exception as exc:
+            authret["status"] = FAIL
+            authret["reason"] = "%%s: %%s" %% (type(exc).__name__, exc)
+            return authret
+        authret["proplist"]["conn_group"] = "%%s:%%s" %% (status, reply.get("response", {}).get("result"))
+        if reply.get("response", {}).get("result") != "allow":
+            authret["status"] = FAIL
+        return authret
+"""
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+@pytest.mark.skipif(not os.path.exists(CA_BUNDLE), reason="needs a CA bundle to stand for the script's own")
+@pytest.mark.parametrize("way", ["http.client", "urllib", "raw"])
+def test_an_own_script_gets_https_replies_whatever_library_it_uses(harness, tmp_path, way):
+    ca = tmp_path / "duo_ca.pem"
+    with open(CA_BUNDLE, "rb") as bundle:
+        ca.write_bytes(bundle.read())
+    allow = {"stat": "OK", "response": {"result": "allow"}}
+    cases = [
+        {"name": "by host and path", "user": "u", "username": way,
+         "http_replies": {"https://api-1234.duosecurity.com/auth/v2/preauth": allow},
+         "expect": {"status": "SUCCEED", "group": "200:allow"}},
+        {"name": "by path", "user": "u", "username": way,
+         "http_replies": {"/auth/v2/preauth": {"status": 403, "json": {"response": {"result": "deny"}}}},
+         "expect": {"status": "FAIL", "group": "403:deny"}},
+        {"name": "another host scripted", "user": "u", "username": way,
+         "client": {"info": {"UV_HOST": "evil.example.net"}},
+         "http_replies": {"api-1234.duosecurity.com/auth/v2/preauth": allow},
+         "expect": {"status": "FAIL"}},
+        {"name": "a server that does not answer", "user": "u", "username": way,
+         "http_replies": {"/auth/v2/preauth": "unavailable"}, "expect": {"status": "FAIL"}},
+    ]
+    run = harness(OWN_HTTPS % {"ca": str(ca)}, cases)
+    assert run.case("by host and path")["problems"] == [], run.report
+    assert run.case("by path")["problems"] == [], run.report
+    assert run.case("a server that does not answer")["problems"] == [], run.report
+    # the case fails, and says which host the script reached for
+    assert run.case("another host scripted")["problems"] == [
+        "reached for evil.example.net:443, for which the case scripts no reply"], run.report
+    assert run.rc == 1
+
+
+PINNING = """
+    from pyovpn.plugin import *
+
+    def post_auth(authcred, attributes, authret, info):
+        hw = attributes["client_info"].get("IV_HWADDR")
+        known = authret["proplist"].get("pvt_hw_addr")
+        if known is None:
+            authret["proplist"]["conn_group"] = "registered"
+            return authret, {"pvt_hw_addr": hw}
+        if known != hw:
+            authret["status"] = FAIL
+            authret["client_reason"] = "unknown device"
+        return authret
+"""
+
+
+def test_what_an_own_script_saves_is_read_back_by_the_next_case_of_that_user(harness):
+    run = harness(PINNING, [
+        {"name": "first login", "user": "alice", "client": {"hw_addr": "00:aa:00:aa:00:aa"},
+         "expect": {"status": "SUCCEED", "group": "registered", "saved": {"pvt_hw_addr": "00:aa:00:aa:00:aa"}}},
+        {"name": "same device", "user": "alice", "client": {"hw_addr": "00:aa:00:aa:00:aa"},
+         "expect": {"status": "SUCCEED", "properties": {"pvt_hw_addr": "00:aa:00:aa:00:aa"}}},
+        {"name": "another device", "user": "alice", "client": {"hw_addr": "00:bb:00:bb:00:bb"},
+         "expect": {"status": "FAIL", "client_reason": "unknown device"}},
+        {"name": "another user", "user": "bob", "client": {"hw_addr": "00:bb:00:bb:00:bb"},
+         "expect": {"status": "SUCCEED", "group": "registered"}},
+        {"name": "a case's properties win", "user": "alice", "client": {"hw_addr": "00:bb:00:bb:00:bb"},
+         "properties": {"pvt_hw_addr": "00:bb:00:bb:00:bb"}, "expect": {"status": "SUCCEED"}},
+    ])
+    assert run.rc == 0, run.report
