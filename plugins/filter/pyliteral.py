@@ -84,12 +84,24 @@ def to_literal(value, level=0, path="value", width=WIDTH, room=0):
     return "%s\n%s\n%s%s" % (opening, "\n".join(lines), INDENT * level, closing)
 
 
-def pyliteral(value, name="value", level=0, width=WIDTH):
+def quoted(text, quote):
+    """A string's literal between ``quote`` (``'`` or ``"``), escaped as ``repr()`` escapes (a script's own style)."""
+    other = "'" if quote == '"' else '"'
+    return quote + "".join("\\" + char if char == quote else char if char == other else repr(char)[1:-1]
+                           for char in text) + quote
+
+
+def pyliteral(value, name="value", level=0, width=WIDTH, quote=None):
     """``value`` as Python source; ``name`` says what it is in errors.
 
     ``level`` is the indentation (in steps of four spaces) of the line the source starts on, and
-    ``width`` the longest line it may make before its containers are spread over lines.
+    ``width`` the longest line it may make before its containers are spread over lines. A string
+    alone is written between ``quote`` where it is given (``'`` or ``"``), else as ``repr()`` writes it.
     """
+    if quote not in (None, "'", '"'):
+        raise AnsibleFilterError("pyliteral: quote must be ' or \", not %r" % (quote,))
+    if quote and isinstance(value, str):
+        return quoted(value, quote)
     return to_literal(value, level, name, width)
 
 

@@ -61,6 +61,14 @@ options:
       - Off by default because scripts may hold secrets; RV(post_auth) always has its sha256 and header.
     type: bool
     default: false
+  reveal_script_secrets:
+    description:
+      - With O(include_script), return the script exactly as it is live, the lines marked C(# ovpnas.fleet.secret)
+        included, and register no value for masking, so that the text can be kept (C(playbooks/adopt_postauth.yml)
+        captures scripts this way, into ansible-vault).
+      - Only on a task with C(no_log) set; the module refuses otherwise.
+    type: bool
+    default: false
 seealso:
   - module: ovpnas.fleet.sacli_config
   - module: ovpnas.fleet.post_auth_script
@@ -192,7 +200,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.secrets import hide_s
 ENTRY_POINT = re.compile(r"^def\s+(post_auth_cr|post_auth)\s*\(", re.MULTILINE)
 
 
-def script_facts(text, include):
+def script_facts(text, include, reveal=False):
     if text is None:
         return dict(present=False, sha256=None, size=0, entry_point=None, header={})
     entry = ENTRY_POINT.findall(text)
@@ -204,7 +212,7 @@ def script_facts(text, include):
         header=parse_script_header(text),
     )
     if include:
-        facts["content"] = mask_secret_lines(text)
+        facts["content"] = text if reveal else mask_secret_lines(text)
     return facts
 
 
@@ -227,6 +235,7 @@ def main():
         users=dict(type="list", elements="str"),
         secret_keys=dict(type="list", elements="str", no_log=False, default=[]),
         include_script=dict(type="bool", default=False),
+        reveal_script_secrets=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
@@ -238,6 +247,9 @@ def main():
     elif "users" in gather:
         module.fail_json(msg="gathering users needs the users option")
     is_secret = secret_matcher(params["secret_keys"])
+    reveal = params["include_script"] and params["reveal_script_secrets"]
+    if reveal and not module.no_log:
+        module.fail_json(msg="reveal_script_secrets returns the script's secrets: set no_log on the task")
 
     runner = SacliRunner(module)
     result = dict(changed=False)
@@ -248,7 +260,9 @@ def main():
             result["version_number"] = number.group(0) if number else None
         if gather & {"config", "post_auth", "app_verify"}:
             config = runner.config_query()
-            hide_secrets(module, config, is_secret, script=config.get(POST_AUTH_KEY))
+            if not reveal:
+                # (a revealed script is the result itself: nothing in it may be masked)
+                hide_secrets(module, config, is_secret, script=config.get(POST_AUTH_KEY))
             if "config" in gather:
                 names = params["keys"] or sorted(config)
                 result["config"] = {n: config.get(n) for n in names}
@@ -256,7 +270,7 @@ def main():
                     result["config"][POST_AUTH_KEY] = (mask_secret_lines(result["config"][POST_AUTH_KEY])
                                                        if params["include_script"] else "<omitted: see post_auth>")
             if "post_auth" in gather:
-                result["post_auth"] = script_facts(config.get(POST_AUTH_KEY), params["include_script"])
+                result["post_auth"] = script_facts(config.get(POST_AUTH_KEY), params["include_script"], reveal)
             if "app_verify" in gather:
                 result["app_verify"] = app_verify_facts(config.get(APP_VERIFY_KEY))
         if "users" in gather:

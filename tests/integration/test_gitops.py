@@ -1,6 +1,6 @@
 """The pipelines of docs/gitops: their commands, run as they are written, against the example inventory.
 
-The example's five servers are emulated under their own names (host variables in a copy of the
+The example's six servers are emulated under their own names (host variables in a copy of the
 inventory point them at emulator roots); every `ansible-inventory` and `ansible-playbook`
 command of each pipeline runs with the variables the pipeline sets, from a folder laid out as
 docs/docsite/rst/gitops.rst says.
@@ -53,6 +53,8 @@ def repository(tmp_path):
     repo = tmp_path / "repo"
     inventory = repo / "inventories" / "production"
     shutil.copytree(os.path.join(REPO, "inventories", "example"), str(inventory))
+    # the lab's own script, beside the inventory
+    shutil.copytree(os.path.join(REPO, "inventories", "scripts"), str(repo / "inventories" / "scripts"))
     (repo / "rollouts").mkdir()
     shutil.copy(os.path.join(REPO, "rollouts", "example.yml"), str(repo / "rollouts" / "production.yml"))
     (repo / ".vault-password").write_text(VAULT_PASSWORD + "\n")
@@ -107,7 +109,7 @@ def test_pipeline_commands(repository, pipeline):
     for name, server in servers.items():
         assert {"ConfigPut", "ConfigDel", "UserPropPut", "start"}.isdisjoint(server.commands()), name
     report = json.loads((repo / "audit-report" / "drift.json").read_text())
-    assert [h["status"] for h in report["hosts"]] == ["drift"] * 5
+    assert [h["status"] for h in report["hosts"]] == ["drift"] * 6
     assert report["inventory"] == "inventories/production"
 
     # the merge: the rollout, then (GitLab) the audit after it
@@ -118,10 +120,14 @@ def test_pipeline_commands(repository, pipeline):
     for name, server in servers.items():
         assert server.commands().count("start") == 1, name
     features = {name: re.search(r"# ovpnas.fleet.features: (.*)", s.config()[SCRIPT_KEY]).group(1)
-                for name, s in servers.items()}
+                for name, s in servers.items() if name != "vpn-lab.example.com"}
     assert features["vpn-office1.example.com"] == "group_mapping, device_pinning, host_checker, duo"
     assert features["vpn-branch1.example.com"] == "group_mapping, host_checker, challenge"
     assert features["vpn-partners.example.com"] == "custom_auth, group_mapping, host_checker"
+    # the lab runs its own script, as it is in the repository; the canary laptop's login registered its device
+    with open(os.path.join(REPO, "inventories", "scripts", "device_registration.py")) as handle:
+        assert handle.read() in servers["vpn-lab.example.com"].config()[SCRIPT_KEY]
+    assert servers["vpn-lab.example.com"].userprops()["vpn-canary"]["pvt_hw_addr"] == "00:11:22:33:44:99"
 
     # the schedule: in sync passes; a hand edit fails the audit and names the server
     for command in ansible_commands(jobs["audit"]):

@@ -13,7 +13,8 @@ SHIPPED_FILES = {"README.md", "COPYING", "CHANGELOG.md", "meta/runtime.yml", "ch
                  "changelogs/config.yaml", "rollouts/example.yml",
                  # what an execution environment needs (ansible-builder reads them from the installed collection)
                  "meta/execution-environment.yml", "bindep.txt"}
-SHIPPED_FOLDERS = ("plugins/", "roles/", "playbooks/", "templates/", "docs/", "inventories/example/")
+SHIPPED_FOLDERS = ("plugins/", "roles/", "playbooks/", "templates/", "docs/", "inventories/example/",
+                   "inventories/scripts/")
 SCRIPT_KEY = "auth.module.post_auth_script"
 
 
