@@ -228,3 +228,103 @@ def test_what_a_template_takes_from_a_secret_variable_is_masked(fleet, tmp_path)
     for form in (key, repr(key)[1:-1], "rotated-secret"):
         assert form not in result.stdout + result.stderr, form
     assert all(not writes(server) for server in servers.values())
+
+
+# Each script of tests/integration/scripts through the whole discipline: its policy cases on the server, the rollout
+# and its gate (a canary login that goes through the script), a version the gate refuses restored, the audit, the
+# removal. The bad version refuses Windows clients, which no policy case is and the canary laptop is.
+REFUSE_WINDOWS = '''
+
+def _refusing_windows(entry):
+    def checked(authcred, attributes, authret, info, *rest):
+        result = entry(authcred, attributes, authret, info, *rest)
+        returned = result[0] if isinstance(result, tuple) else result
+        if (attributes.get("client_info") or {}).get("IV_PLAT") == "win":
+            returned["status"] = FAIL
+            returned["client_reason"] = "Windows is not allowed."
+        return result
+    return checked
+
+
+if "post_auth_cr" in globals():
+    post_auth_cr = _refusing_windows(post_auth_cr)
+else:
+    post_auth = _refusing_windows(post_auth)
+'''
+CANARY = {"name": "canary laptop", "user": "canary", "password": CANARY_PW,
+          "client_info": {"IV_PLAT": "win", "IV_HWADDR": LAPTOP}, "expect": {"status": "SUCCEED"}}
+ALLOW = {"stat": "OK", "response": {"result": "allow"}}
+SCRIPTED = {
+    "hw_registration.py": (VARIABLES["post_auth_policy_tests"], [CANARY]),
+    "group_mapper.py": ([
+        {"name": "a VPN user", "user": "bob", "auth_method": "ldap",
+         "ldap": {"groups": ["cn=vpn-users,ou=groups,dc=example,dc=com"]}, "expect": {"group": "users"}},
+        {"name": "an administrator, through python-ldap", "user": "alice", "auth_method": "ldap",
+         "ldap": {"api": "python-ldap", "groups": ["CN=VPN-Admins,ou=groups,dc=example,dc=com"]},
+         "expect": {"status": "SUCCEED", "group": "admins"}},
+        {"name": "in no mapped group", "user": "carol", "auth_method": "ldap", "ldap": {"groups": []},
+         "expect": {"status": "FAIL", "client_reason": "no group"}},
+        {"name": "a local login", "user": "dave", "expect": {"status": "SUCCEED"}},
+    ], [CANARY]),
+    "dynamic_challenge.py": ([
+        {"name": "asked", "user": "alice", "expect": {"status": "FAIL", "challenge": True}},
+        {"name": "a wrong answer", "user": "alice", "client": {"response": "1"},
+         "expect": {"status": "FAIL", "client_reason": "Wrong answer."}},
+        {"name": "a reauthentication", "user": "alice", "client": {"reauth": True}, "expect": {"status": "SUCCEED"}},
+    ], [CANARY]),
+    "pas_only.py": ([
+        {"name": "a partner", "user": "erin", "auth_method": "pas_only", "client": {"password": "erin-pw"},
+         "expect": {"status": "SUCCEED", "group": "partners"}},
+        {"name": "a wrong password", "user": "erin", "auth_method": "pas_only", "client": {"password": "erin"},
+         "expect": {"status": "FAIL", "reason": "wrong password"}},
+        {"name": "an unknown user", "user": "mallory", "auth_method": "pas_only", "client": {"password": "x"},
+         "expect": {"status": "FAIL"}},
+    ], [CANARY]),
+    # its API is not reachable from an emulated server: the gate checks the services only
+    "duo_style.py": ([
+        {"name": "allowed", "user": "alice",
+         "http_replies": {"https://api-4f2a.duo.example.com/auth/v2/auth": ALLOW}, "expect": {"status": "SUCCEED"}},
+        {"name": "denied", "user": "alice",
+         "http_replies": {"/auth/v2/auth": {"stat": "OK", "response": {"result": "deny", "status_msg": "Denied"}}},
+         "expect": {"status": "FAIL", "client_reason": "Denied"}},
+    ], []),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTED))
+def test_each_kind_of_script_is_rolled_out_gated_restored_audited_and_removed(tmp_path, name):
+    server = install_server(tmp_path / "fleet" / "as01", "--vpn-clients", "2")
+    server.set_password("canary", CANARY_PW)
+    server.reset_calls()
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / name).write_text(source(name))
+    (tmp_path / "scripts" / ("bad-" + name)).write_text(source(name) + REFUSE_WINDOWS)
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(json.dumps({"fleet": {"hosts": {"as01": {"sacli_path": server.sacli_path}}, "vars": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}))
+    cases, canary = SCRIPTED[name]
+    settings = dict(post_auth_source="scripts/" + name, post_auth_policy_tests=cases, rollout_canary_logins=canary)
+
+    result, _hosts = play(tmp_path, str(inventory), DEPLOY, **settings)
+    assert result.returncode == 0, result.stdout + result.stderr
+    good = server.config()[SCRIPT_KEY]
+    assert source(name) in good and writes(server) == ["ConfigPut"] and server.commands().count("start") == 1
+    if canary:
+        # the gate's login went through the script
+        assert len(server.calls("authcli")) == 1, server.calls("authcli")
+
+        reset({"as01": server})
+        bad, _hosts = play(tmp_path, str(inventory), DEPLOY, **dict(settings, post_auth_source="scripts/bad-" + name))
+        assert bad.returncode != 0, bad.stdout
+        assert "canary login \"canary laptop\" returned FAIL" in " ".join(bad.stdout.split()), bad.stdout
+        assert server.config()[SCRIPT_KEY] == good and writes(server) == ["ConfigPut"] * 2
+
+    reset({"as01": server})
+    audit, _hosts = play(tmp_path, str(inventory), AUDIT, ovpnas_audit_dir=str(tmp_path / "report"), **settings)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    assert json.loads((tmp_path / "report" / "drift.json").read_text())["totals"]["in_sync"] == 1
+    assert server.commands() == ["ConfigQuery"]
+
+    removed, _hosts = play(tmp_path, str(inventory), REMOVE, **settings)
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert SCRIPT_KEY not in server.config()

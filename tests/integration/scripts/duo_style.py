@@ -8,6 +8,7 @@ import ssl
 from pyovpn.plugin import FAIL, SUCCEED
 
 API_HOST = "api-4f2a.duo.example.com"
+API_PORT = 443
 IKEY = "DIWJ8X6AEYOR5OMC6TQ1"
 SKEY = "Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep"
 CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
@@ -16,7 +17,7 @@ TIMEOUT = 10
 
 def api_call(path, params):
     context = ssl.create_default_context(cafile=CA_FILE)
-    connection = http.client.HTTPSConnection(API_HOST, 443, timeout=TIMEOUT, context=context)
+    connection = http.client.HTTPSConnection(API_HOST, API_PORT, timeout=TIMEOUT, context=context)
     body = json.dumps(dict(params, ikey=IKEY, skey_hint=len(SKEY)))
     connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
     reply = connection.getresponse()
