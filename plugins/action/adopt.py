@@ -62,6 +62,9 @@ class ActionModule(ActionBase):
         if existing and not os.path.exists(os.path.join(dest, MARKER)):
             raise AnsibleActionFail("%s is not empty and was not written by ovpnas.fleet.adopt; nothing was written"
                                     % dest, result=result)
+        if adopted["unread"]:
+            result["warnings"] = ["not read, so not adopted: %s; a deploy gives them what the inventory says, not "
+                                  "what they run" % ", ".join(sorted(adopted["unread"]))]
         if self._play_context.check_mode:
             return result
         files = adopt.folder(adopted, ", ".join(task_vars.get("ansible_inventory_sources") or []))

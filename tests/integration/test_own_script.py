@@ -105,7 +105,7 @@ def test_a_hand_loaded_script_is_carried_without_a_write_then_changed_canary_fir
     changed = source("hw_registration.py").replace(" or not attributes.get(\"vpn_auth\")", "")
     assert changed != source("hw_registration.py")
     (repository / "scripts" / "hw_registration.py").write_text(changed)
-    check, hosts = play(tmp_path, inventory, DEPLOY, "--check", "--diff")
+    check, predicted = play(tmp_path, inventory, DEPLOY, "--check", "--diff")
     assert check.returncode == 0, check.stdout + check.stderr
     assert "-    if authret[\"status\"] != SUCCEED or not attributes.get(\"vpn_auth\"):" in check.stdout
     assert "+    if authret[\"status\"] != SUCCEED:" in check.stdout
@@ -114,6 +114,9 @@ def test_a_hand_loaded_script_is_carried_without_a_write_then_changed_canary_fir
 
     real, hosts = play(tmp_path, inventory)
     assert real.returncode == 0, real.stdout + real.stderr
+    # check mode predicted the real run: the same tasks changed on every server
+    assert {n: r["changed"] for n, r in predicted.items()} == {n: r["changed"] for n, r in hosts.items()}
+    assert all(r["changed"] > 0 for r in hosts.values())
     for name, server in servers.items():
         live = server.config()[SCRIPT_KEY]
         assert changed in live and "# ovpnas.fleet.generator: ovpnas.fleet (own script)" in live, name
