@@ -36,8 +36,14 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail("no server to adopt: the host pattern matches none")
         name = args.get("read") or "ovpnas_adopt_read"
         hostvars = task_vars.get("hostvars") or {}
-        reads = {host: (hostvars.get(host) or {}).get(name) for host in hosts}
-        adopted = adopt.adoption(reads)
+        reads, settings = {}, {}
+        for host in hosts:
+            variables = hostvars.get(host) or {}
+            reads[host] = variables.get(name)
+            # the keys the inventory manages on the server, as a deploy would write them
+            settings[host] = (variables.get("ovpnas_config_settings") or {},
+                              variables.get("ovpnas_secret_keys") or [])
+        adopted = adopt.adoption(reads, settings)
         secrets = adopt.secrets(adopted)
         dest = os.path.abspath(os.path.expanduser(dest))
         result.update(
@@ -45,6 +51,8 @@ class ActionModule(ActionBase):
             scripts={group: dict(file=s.file, hosts=s.hosts, secrets=s.names)
                      for group, s in adopted["scripts"].items()},
             without_script=sorted(host for host, group in adopted["hosts"].items() if group is None),
+            settings_kept={host: [key for key, *_rest in kept["differs"]]
+                           for host, kept in adopted["settings"].items()},
             drift={group: wider for group, (wider, _lines) in adopted["drift"].items()},
             refused=adopted["refused"], unread=adopted["unread"], changed=True)
         if adopted["refused"]:
@@ -53,11 +61,13 @@ class ActionModule(ActionBase):
                 for group, why in sorted(adopted["refused"].items())), result=result)
         vault = self._vault()
         if secrets and vault is None:
+            holders = {h for s in adopted["scripts"].values() if s.secrets for h in s.hosts}
+            holders |= {group[len("settings_"):] for group in secrets if group.startswith("settings_")}
             raise AnsibleActionFail(
-                "cannot adopt without a vault password: the scripts of %s hold secrets (%s), which are kept only "
-                "encrypted; give one the usual ways (ANSIBLE_VAULT_PASSWORD_FILE, --vault-id); nothing was written"
-                % (", ".join(sorted(h for s in adopted["scripts"].values() if s.secrets for h in s.hosts)),
-                   ", ".join(sorted({n for s in adopted["scripts"].values() for n in s.names}))), result=result)
+                "cannot adopt without a vault password: %s hold secrets (%s), which are kept only encrypted; give one "
+                "the usual ways (ANSIBLE_VAULT_PASSWORD_FILE, --vault-id); nothing was written"
+                % (", ".join(sorted(holders)), ", ".join(sorted({n for values in secrets.values() for n in values}))),
+                result=result)
         existing = os.path.isdir(dest) and os.listdir(dest)
         if existing and not os.path.exists(os.path.join(dest, MARKER)):
             raise AnsibleActionFail("%s is not empty and was not written by ovpnas.fleet.adopt; nothing was written"

@@ -21,6 +21,9 @@ description:
     C(post_auth_source_sha256)), or sets C(post_auth_state=absent) where none is loaded; C(hosts.yml) groups the
     servers by script; C(REPORT.md) says which servers run what, which scripts the collection wrote (header and
     seal), which copies drifted from a script more servers run, and what could not be adopted.
+  - The configuration keys the inventory manages (C(ovpnas_config_settings)) that a server holds otherwise are
+    adopted as the server holds them, in its C(host_vars) (the report lists each, with the inventory's value), so
+    that the first deploy writes none of them; a key the server does not hold is left out of them.
   - A string assigned to a name that looks secret (the collection's secret patterns, for example Duo's C(SKEY)) never
     lands in the clear. The script becomes a template that reads it with C(ovpnas.fleet.pyliteral), in the quotes the
     script used, and the values go into C(group_vars/all/adopted_secrets.yml), encrypted with ansible-vault with the
@@ -89,6 +92,11 @@ scripts:
   returned: always
   type: dict
   sample: {script_5f1c2a3b4d5e: {file: files/script-5f1c2a3b4d5e.py.j2, hosts: [as01, as02], secrets: [SKEY]}}
+settings_kept:
+  description: The servers whose configuration keys were adopted as they hold them, and those keys.
+  returned: always
+  type: dict
+  sample: {as03: [vpn.client.routing.reroute_gw]}
 without_script:
   description: The servers that load no post-auth script.
   returned: always

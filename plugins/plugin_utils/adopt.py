@@ -17,8 +17,10 @@ from __future__ import annotations
 import ast
 import difflib
 import hashlib
+import json
 
 from ansible_collections.ovpnas.fleet.plugins.filter.pyliteral import pyliteral
+from ansible_collections.ovpnas.fleet.plugins.module_utils.sacli import to_sacli_string
 from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import (
     SECRET_MARKER,
     mask_secret_lines,
@@ -27,7 +29,7 @@ from ansible_collections.ovpnas.fleet.plugins.module_utils.script_format import 
     sealed,
     sha256_text,
 )
-from ansible_collections.ovpnas.fleet.plugins.module_utils.secrets import secret_name
+from ansible_collections.ovpnas.fleet.plugins.module_utils.secrets import secret_matcher, secret_name
 
 SECRETS_VARIABLE = "ovpnas_adopt_secrets"
 # the template of a script with secrets: rendered as it is, line breaks and all
@@ -173,15 +175,36 @@ def drifted(scripts):
     return found
 
 
-def adoption(reads):
+def managed_keys(read, wanted, secret_keys=()):
+    """The configuration keys the inventory manages (``wanted``, ``ovpnas_config_settings``) where the server holds
+    something else: {"keep": what a deploy must write for the server to stay as it is, "differs": [(key, inventory,
+    live, secret)]}, or None where every key holds what the inventory says."""
+    live = read.get("config") or {}
+    is_secret = secret_matcher(secret_keys)
+    keep, differs = {}, []
+    for key, value in sorted((wanted or {}).items()):
+        try:
+            value = to_sacli_string(value, key)
+        except TypeError:
+            value = None
+        have = live.get(key)
+        if have is not None:
+            keep[key] = have
+        if have != value:
+            differs.append((key, value, have, is_secret(key)))
+    return {"keep": keep, "differs": differs} if differs else None
+
+
+def adoption(reads, settings=None):
     """What the adopt folder holds, from each server's read (``sacli_info`` with the script and the query file).
 
-    ``reads`` maps each host to its read, or to None where it could not be read. Returns a dict:
-    ``scripts`` (Script, by group), ``hosts`` ({host: group, or None where no script is loaded}),
-    ``query_files`` ({sha256: {text, hosts}}), ``unread`` ({host: why}), ``drift`` (see ``drifted``) and ``refused``
-    ({group: why}).
+    ``reads`` maps each host to its read, or to None where it could not be read; ``settings`` maps hosts to the
+    configuration keys the inventory manages for them and the secret key patterns (``ovpnas_config_settings``,
+    ``ovpnas_secret_keys``). Returns a dict: ``scripts`` (Script, by group), ``hosts`` ({host: group, or None where
+    no script is loaded}), ``query_files`` ({sha256: {text, hosts}}), ``settings`` ({host: see ``managed_keys``}),
+    ``unread`` ({host: why}), ``drift`` (see ``drifted``) and ``refused`` ({group: why}).
     """
-    scripts, hosts, query_files, unread = {}, {}, {}, {}
+    scripts, hosts, query_files, unread, kept = {}, {}, {}, {}, {}
     for host in sorted(reads):
         read = reads[host]
         if not isinstance(read, dict) or read.get("failed") or read.get("unreachable") or "post_auth" not in read:
@@ -196,6 +219,10 @@ def adoption(reads):
             script = scripts.setdefault(script.identity, script)
             script.hosts.append(host)
             hosts[host] = script.group
+        wanted, secret_keys = (settings or {}).get(host) or ({}, ())
+        differs = managed_keys(read, wanted, secret_keys)
+        if differs:
+            kept[host] = differs
         query = read.get("app_verify") or {}
         if query.get("present"):
             entry = query_files.setdefault(sha256_text(query["content"]), {"text": query["content"], "hosts": []})
@@ -205,6 +232,7 @@ def adoption(reads):
         "scripts": by_group,
         "hosts": hosts,
         "query_files": query_files,
+        "settings": kept,
         "unread": unread,
         "drift": drifted(list(by_group.values())),
         "refused": {group: script.problem for group, script in by_group.items() if script.problem},
@@ -213,6 +241,11 @@ def adoption(reads):
 
 def sha256_of(text):
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _unsafe(value):
+    """A YAML string that Ansible reads as it is, never as a template (JSON strings are YAML strings)."""
+    return "!unsafe %s" % json.dumps(value)
 
 
 def host_vars(adopted, host):
@@ -224,6 +257,16 @@ def host_vars(adopted, host):
     else:
         script = adopted["scripts"][group]
         lines += ["post_auth_source: %s" % script.file, "post_auth_source_sha256: %s" % sha256_of(script.source)]
+    kept = adopted["settings"].get(host)
+    if kept:
+        secret = {key for key, _want, _have, is_secret in kept["differs"] if is_secret}
+        lines += ["# the keys the inventory manages, as this server holds them (see REPORT.md: remove to let the "
+                  "inventory's values be written)", "ovpnas_config_settings:" + ("" if kept["keep"] else " {}")]
+        for key, value in sorted(kept["keep"].items()):
+            # a secret's value is read from the vault file; the others are as they are
+            value = json.dumps("{{ %s[%r][%r] }}" % (SECRETS_VARIABLE, "settings_" + host, key)) if key in secret \
+                else _unsafe(value)
+            lines.append("  %s: %s" % (json.dumps(key), value))
     return "\n".join(lines) + "\n"
 
 
@@ -266,6 +309,16 @@ def report(adopted, inventory_sources=""):
         out += ["", "## Not adopted", ""]
         out += ["- `%s` (%s): %s" % (group, ", ".join(adopted["scripts"][group].hosts), why)
                 for group, why in sorted(adopted["refused"].items())]
+    if adopted["settings"]:
+        out += ["", "## Configuration keys the servers hold otherwise than the inventory says", "",
+                "Adopted as the servers hold them (`ovpnas_config_settings` in `host_vars`): remove a server's to let "
+                "the inventory's values be written by the next deploy.", "",
+                "| server | key | inventory | server |", "|---|---|---|---|"]
+        for host, kept in sorted(adopted["settings"].items()):
+            for key, want, have, secret in kept["differs"]:
+                shown = ["********" if secret and v is not None else "(none)" if v is None else "`%s`" % v
+                         for v in (want, have)]
+                out.append("| %s | `%s` | %s | %s |" % (host, key, shown[0], shown[1]))
     if adopted["query_files"]:
         out += ["", "## Host-checker query files (vpn.client.app_verify)", "",
                 "Captured for reference; the deploy leaves them as they are until `host_checker_apps` is set.", ""]
@@ -289,18 +342,23 @@ def folder(adopted, inventory_sources=""):
 
 
 def secrets(adopted):
-    """{group: {name: value}} of the scripts that hold secrets."""
-    return {script.group: script.secret_values for script in adopted["scripts"].values() if script.secrets}
+    """{group: {name: value}} of the scripts that hold secrets, and {settings_<host>: {key: value}} of the secret
+    configuration keys adopted."""
+    found = {script.group: script.secret_values for script in adopted["scripts"].values() if script.secrets}
+    for host, kept in adopted["settings"].items():
+        values = {key: kept["keep"][key] for key, _want, _have, secret in kept["differs"]
+                  if secret and key in kept["keep"]}
+        if values:
+            found["settings_" + host] = values
+    return found
 
 
 def secrets_yaml(found):
     """The vault file's text (before encryption): ``ovpnas_adopt_secrets`` by group and name."""
-    import json
-
     lines = ["---", "# Written by playbooks/adopt_postauth.yml: the secrets taken out of the adopted scripts.",
              "%s:" % SECRETS_VARIABLE]
     for group in sorted(found):
         lines.append("  %s:" % group)
-        # JSON strings are YAML strings: every value is read back exactly
-        lines += ["    %s: %s" % (name, json.dumps(value)) for name, value in sorted(found[group].items())]
+        # JSON strings are YAML strings: every value is read back exactly, and never as a template
+        lines += ["    %s: %s" % (json.dumps(name), _unsafe(value)) for name, value in sorted(found[group].items())]
     return "\n".join(lines) + "\n"

@@ -85,14 +85,28 @@ def _environment():
     return environment
 
 
+# what a template may not do: take text from another template, which this check does not see
+ELSEWHERE = ("Include", "Import", "FromImport", "Extends")
+
+
 def check_template(text, name):
     """Refuse a template that writes a value into the script other than through the pyliteral filter."""
     from jinja2 import TemplateSyntaxError, nodes
 
+    if text.startswith("#jinja2:"):
+        # Ansible reads this line's overrides; other delimiters would hide expressions from this check
+        overrides = text.split("\n", 1)[0]
+        if "_string" in overrides:
+            fail("post_auth_source", "%s, line 1: a template keeps Jinja's own delimiters ({{ }}, {%% %%}, {# #})"
+                 % name)
     try:
         tree = _environment().parse(text)
     except TemplateSyntaxError as exc:
         fail("post_auth_source", "%s, line %s: %s" % (name, exc.lineno, exc.message))
+    for kind in ELSEWHERE:
+        for node in tree.find_all(getattr(nodes, kind)):
+            fail("post_auth_source", "%s, line %d: a template is one file: no include, import or extends"
+                 % (name, node.lineno))
     for expression in _outputs(tree):
         if not (isinstance(expression, nodes.Filter) and expression.name in PYLITERAL):
             fail("post_auth_source", "%s, line %d: values enter the script only through the ovpnas.fleet.pyliteral "

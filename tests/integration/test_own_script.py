@@ -317,7 +317,9 @@ def test_each_kind_of_script_is_rolled_out_gated_restored_audited_and_removed(tm
         assert len(server.calls("authcli")) == 1, server.calls("authcli")
 
         reset({"as01": server})
-        bad, _hosts = play(tmp_path, str(inventory), DEPLOY, **dict(settings, post_auth_source="scripts/bad-" + name))
+        bad_settings = dict(settings)
+        bad_settings["post_auth_source"] = "scripts/bad-" + name
+        bad, _hosts = play(tmp_path, str(inventory), DEPLOY, **bad_settings)
         assert bad.returncode != 0, bad.stdout
         assert "canary login \"canary laptop\" returned FAIL" in " ".join(bad.stdout.split()), bad.stdout
         assert server.config()[SCRIPT_KEY] == good and writes(server) == ["ConfigPut"] * 2

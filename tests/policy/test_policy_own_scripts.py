@@ -74,7 +74,8 @@ def built(tmp_path_factory, slapd, api, test_ca):
                         ('CA_FILE = "/etc/ssl/certs/ca-certificates.crt"', "duo_ca_file"),
                         ('SKEY = "Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep"', "vault_duo_skey")):
         assert line in template
-        template = template.replace(line, "%s = {{ %s | ovpnas.fleet.pyliteral }}" % (line.split(" = ")[0], value))
+        name = line.split(" = ", maxsplit=1)[0]
+        template = template.replace(line, "%s = {{ %s | ovpnas.fleet.pyliteral }}" % (name, value))
     (folder / "duo_style.py.j2").write_text(template)
 
     def own(name, cases, **more):

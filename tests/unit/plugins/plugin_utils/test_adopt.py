@@ -77,8 +77,35 @@ def test_servers_are_grouped_by_what_their_scripts_do_and_drift_is_named():
     assert files[next(f for f in files if "appver" in f)] == "all:FIREFOX=^firefox\n"
 
 
+def test_the_keys_the_inventory_manages_are_kept_as_the_server_holds_them():
+    import yaml
+
+    config = {"vpn.client.routing.reroute_gw": "false", "auth.ldap.0.bind_pw": "live{{pw}}",
+              "host.name": "vpn.example.com"}
+    live = dict(read("x = 1\n"), config=config)
+    wanted = {"vpn.client.routing.reroute_gw": True, "auth.ldap.0.bind_pw": "new-pw", "host.name": "vpn.example.com",
+              "vpn.server.port_share.enable": False}
+    adopted = adopt.adoption({"as01": live, "as02": dict(live)}, {"as01": (wanted, ()), "as02": ({}, ())})
+    assert list(adopted["settings"]) == ["as01"]
+    assert [key for key, *_rest in adopted["settings"]["as01"]["differs"]] == [
+        "auth.ldap.0.bind_pw", "vpn.client.routing.reroute_gw", "vpn.server.port_share.enable"]
+    host_vars = yaml.safe_load(adopt.folder(adopted)["host_vars/as01.yml"].replace("!unsafe ", ""))
+    # a key the server does not hold is left out, so that a deploy does not write it either; the secret is in the vault
+    assert host_vars["ovpnas_config_settings"] == {
+        "vpn.client.routing.reroute_gw": "false", "host.name": "vpn.example.com",
+        "auth.ldap.0.bind_pw": "{{ ovpnas_adopt_secrets['settings_as01']['auth.ldap.0.bind_pw'] }}"}
+    assert adopt.secrets(adopted) == {"settings_as01": {"auth.ldap.0.bind_pw": "live{{pw}}"}}
+    report = adopt.folder(adopted)["REPORT.md"]
+    assert "| as01 | `auth.ldap.0.bind_pw` | ******** | ******** |" in report and "live" not in report
+    assert "| as01 | `vpn.server.port_share.enable` | `false` | (none) |" in report
+    assert "ovpnas_config_settings" not in adopt.folder(adopted)["host_vars/as02.yml"]
+
+
 def test_the_vault_file_reads_back_every_value():
     import yaml
 
     found = {"script_a": {"SKEY": "quote\" back\\slash 'single' ü \u2028 \x01"}}
-    assert yaml.safe_load(adopt.secrets_yaml(found)) == {adopt.SECRETS_VARIABLE: found}
+    text = adopt.secrets_yaml(found)
+    # (Ansible reads "!unsafe" strings as they are, never as templates)
+    assert text.count("!unsafe ") == 1
+    assert yaml.safe_load(text.replace("!unsafe ", "")) == {adopt.SECRETS_VARIABLE: found}

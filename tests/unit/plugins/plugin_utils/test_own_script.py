@@ -1,6 +1,7 @@
 """An own script (post_auth_source): found, pinned, refused before anything changes, loaded as it is."""
 
 import hashlib
+import re
 
 import pytest
 from test_settings import post_auth_variables
@@ -124,6 +125,20 @@ def test_masking_an_own_script_hides_what_its_secret_names_are_assigned():
 ])
 def test_a_template_that_writes_a_value_other_than_as_a_literal_is_refused(template):
     with pytest.raises(SettingsError, match=r"mine.py.j2, line 1: values enter the script only through"):
+        own_script.check_template(template, "mine.py.j2")
+
+
+@pytest.mark.parametrize("template, why", [
+    ("#jinja2: variable_start_string: '[%', variable_end_string: '%]'\nSKEY = [% duo_skey %]\n",
+     "line 1: a template keeps Jinja's own delimiters"),
+    ("x = 1\n{% include 'other.j2' %}\n", "line 2: a template is one file"),
+    ("{% import 'macros.j2' as m %}\n", "line 1: a template is one file"),
+    ("{% extends 'base.j2' %}\n", "line 1: a template is one file"),
+    ("{% macro m() %}{{ v | ovpnas.fleet.pyliteral }}{% endmacro %}\nX = {{ m() }}\n", "line 2: values enter"),
+    ("X = {{ v | ovpnas.fleet.pyliteral | replace('a', 'b') }}\n", "line 1: values enter"),
+])
+def test_a_template_that_could_hide_a_value_from_the_check_is_refused(template, why):
+    with pytest.raises(SettingsError, match=r"mine\.py\.j2, " + re.escape(why)):
         own_script.check_template(template, "mine.py.j2")
 
 

@@ -211,7 +211,8 @@ def test_policy_cases_of_the_wrong_shape_are_refused_on_the_controller(case, mes
 def test_policy_cases_of_every_documented_field_pass():
     with open(os.path.join(REPO, "roles", "post_auth", "README.md")) as handle:
         readme = handle.read()
-    section = readme[readme.index("## Policy cases"):readme.index("## Handler")]
+    start = readme.index("## Policy cases")
+    section = readme[start:readme.index("\n## ", start)]
     cases = []
     for block in section.split("```yaml")[1:]:
         text = block.split("```")[0]
