@@ -130,8 +130,9 @@ def secret_lines(text, names=()):
 
     Secrets are rendered into scripts as Python literals (quotes escaped), which masking by
     value does not find; masking what the marked line holds does, wherever the script is quoted.
-    In an own script, which carries no markers, the values assigned to ``names`` count the same, and
-    the strings they hold.
+    In an own script, which carries no markers, a string literal assigned to one of ``names`` counts
+    the same, as written and as the string it holds (``SKEY = None`` or code holds no secret, and
+    registering it would mask every ``None`` of a result).
     """
     found = []
     for line in (text or "").split("\n"):
@@ -140,15 +141,16 @@ def secret_lines(text, names=()):
             found.append(line[:-len(SECRET_MARKER)].strip())
             continue
         start = _assigned(line, names) if names else None
-        if start is not None and line[start:].strip():
-            value = line[start:].strip()
-            found.append(value)
-            try:
-                literal = ast.literal_eval(value)
-            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-                literal = None
-            if isinstance(literal, str) and literal:
-                found.append(literal)
+        if start is not None:
+            # the literal without a comment after it, else the whole (a "#" inside the string)
+            for written in (line[start:].split("#", 1)[0].strip(), line[start:].strip()):
+                try:
+                    literal = ast.literal_eval(written)
+                except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                    continue
+                if isinstance(literal, str) and literal:
+                    found.extend((written, literal))
+                    break
     return found
 
 

@@ -47,9 +47,8 @@ def hide_secrets(module, values=None, is_secret=None, script=None, known=(), nam
     assigned), wherever a result quotes it; a script shown on purpose goes through ``mask_secret_lines``
     first. Ansible then masks each of them wherever it occurs in the result (diffs, facts, messages,
     errors): a whole value shows as ``VALUE_SPECIFIED_IN_NO_LOG_PARAMETER``, one inside a longer text as
-    ``********``. Results
-    carry values as they are, and nothing masks them a second time. Register the live
-    values too: a secret rotated away is still in the live configuration and the diff's before.
+    ``********``. Results carry values as they are, and nothing masks them a second time. Register the
+    live values too: a secret rotated away is still in the live configuration and the diff's before.
     """
     found = [v for k, v in (values or {}).items()
              if isinstance(v, str) and v and v.strip().lower() not in FLAG_VALUES and is_secret(k)]

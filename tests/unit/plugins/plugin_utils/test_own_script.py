@@ -115,6 +115,9 @@ def test_masking_an_own_script_hides_what_its_secret_names_are_assigned():
     assert set(secret_lines(SCRIPT, ["SKEY"])) == {"'duo-secret-key'", "duo-secret-key"}
     # a comparison is no assignment
     assert mask_secret_lines("if SKEY == 'x':\n    pass\n", ["SKEY"]) == "if SKEY == 'x':\n    pass\n"
+    # only a string is a secret: None, an empty string or code would mask what is no secret wherever it shows
+    code = "SKEY = None\nSKEY = ''\nSKEY = open('/root/skey').read()\nSKEY = 'k3y'  # from Duo\n"
+    assert secret_lines(code, ["SKEY"]) == ["'k3y'", "k3y"]
 
 
 @pytest.mark.parametrize("template", [
