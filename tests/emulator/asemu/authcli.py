@@ -6,6 +6,15 @@ identity provider would send.  A dynamic challenge is answered the way
 OpenVPN clients do it: the next authentication carries the password
 ``CRV1::<state_id>::<response>``.
 
+Every run is recorded in the log database (etc/db/log.db), as the server records every
+authentication: service VPN (WEB_CLIENT with ``--web``), the name the client typed, what it
+claims in ``--client-info`` (IV_PLAT, IV_VER, IV_GUI_VER) and, on a failure, the final reason
+(``challenge`` for a login answered with a dynamic challenge).
+
+What a post-auth script sets as ``authret.state`` in a successful login is kept for that user and
+handed back as ``authret.state`` to the user's later session logins (``--auth-method`` session or
+autologin, and ``--reauth``), as OpenVPN's GROUP_SELECT sample expects.
+
 Without ``--pass`` authcli asks for the password once, before anything else
 (``getpass``: on the controlling terminal, or on standard input when there is
 none), so the typed password is used everywhere ``--pass`` would be, a
@@ -18,12 +27,13 @@ import base64
 import getpass
 import json
 import os
+import pickle
 import signal
 import sys
 import time
 import uuid
 
-from asemu import backends, passwords, postauth
+from asemu import backends, logdb, passwords, postauth
 from asemu.root import Root
 from asemu.store import Store
 from pyovpn.plugin import FAIL, SUCCEED
@@ -33,6 +43,10 @@ CHALLENGE_SECONDS = 300
 PRIMARY_METHODS = ("local", "ldap", "radius", "saml", "pam", "session", "autologin")
 # methods that take no password: a login with one of them is not asked for it
 NO_PASSWORD_METHODS = ("session", "autologin", "saml")
+# logins that continue a session: they see the authret.state of the login that began it
+SESSION_METHODS = ("session", "autologin")
+PICKLE_PROTOCOL = 4
+_NO_STATE = object()
 
 
 class AuthcliUsage(Exception):
@@ -71,6 +85,8 @@ def build_parser():
     emu.add_argument("--reauth", action="store_true", help="a VPN re-authentication")
     emu.add_argument("--auth-method", choices=(*PRIMARY_METHODS, "pas_only"))
     emu.add_argument("--saml-attr", action="append", default=[], metavar="NAME=VALUE")
+    emu.add_argument("--protocol", type=str.upper, choices=("UDP", "TCP"),
+                     help="the VPN transport of the login (default UDP), as the log database records it")
     return parser
 
 
@@ -95,16 +111,31 @@ def status_name(status):
 class Authentication(object):
     """One run of authcli against one emulated root."""
 
-    def __init__(self, root, args):
+    def __init__(self, root, args, config=None):
         self.root = root
         self.args = args
-        with Store(root.config_db) as db:
-            self.config = db.items("Default")
+        self.info = {}
+        # whether the post-auth script refused the login (its reason may not be logged: log_script_reason)
+        self.script_refused = False
+        # what the script set as authret.state (_NO_STATE: nothing)
+        self.state = _NO_STATE
+        if config is None:
+            with Store(root.config_db) as db:
+                config = db.items("Default")
+        self.config = config
 
     # user properties -------------------------------------------------------
     def _props(self):
+        """Every user's and group's properties: {profile name: {name: value}}."""
         with Store(self.root.userprop_db) as db:
-            return {name: db.items(name) for name in db.profiles()}
+            props = {name: {} for name in db.profiles()}
+            rows = db.conn.execute(
+                "SELECT profile.name, config.name, config.value"
+                " FROM config JOIN profile ON profile.id = config.profile_id"
+            )
+            for profile, name, value in rows:
+                props[profile][name] = value
+        return props
 
     def proplist(self, user, group=None, props=None):
         """The properties AS hands the script: defaults < group < user."""
@@ -138,10 +169,12 @@ class Authentication(object):
         info = {"auth_method": method}
         user = self.find_user(args.user) or args.user
         authret = {"status": FAIL, "user": user, "reason": "", "proplist": {}}
+        # a local login reads the properties once, for the password and the proplist
+        props = self._props() if method == "local" else None
         if method == "pas_only":
             authret.update(status=SUCCEED, reason="null auth succeeded (PAS only)")
         elif method == "local":
-            digest = self._props().get(user, {}).get("pvt_password_digest")
+            digest = props.get(user, {}).get("pvt_password_digest")
             if digest is None:
                 authret["reason"] = "local auth failed: no local password for user"
             elif passwords.verify(self.password(), digest):
@@ -170,7 +203,9 @@ class Authentication(object):
             authret["reason"] = "%s auth failed: method not available in this emulator" % method
         if authret["status"] == SUCCEED:
             name = authret["user"]
-            authret["proplist"] = self.proplist(self.find_user(name) or name)
+            if props is None:
+                name = self.find_user(name) or name
+            authret["proplist"] = self.proplist(name, props=props)
         return authret, info
 
     def ldap_api(self):
@@ -230,7 +265,92 @@ class Authentication(object):
         os.chmod(tmp, 0o600)
         os.rename(tmp, self.root.crstate_file)
 
+    # authret.state, kept per user between a login and its session logins ----
+    def _states(self):
+        """{user (lower case): pickled state}; an unreadable file counts as empty."""
+        try:
+            with open(self.root.authret_state_file, "rb") as handle:
+                states = pickle.load(handle)
+        except (IOError, OSError):
+            return {}
+        except Exception as exc:  # noqa: BLE001 - a damaged file loses the states, not the login
+            self.root.log("auth#warning", "authret.state file unreadable, ignored: %s" % exc)
+            return {}
+        return states if isinstance(states, dict) else {}
+
+    def _save_states(self, states):
+        path = self.root.authret_state_file
+        tmp = "%s.tmp.%d" % (path, os.getpid())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            pickle.dump(states, handle, PICKLE_PROTOCOL)
+        os.chmod(tmp, 0o600)
+        os.rename(tmp, path)
+
+    def load_state(self, user):
+        """The authret.state kept for ``user``, or _NO_STATE."""
+        data = self._states().get(user.lower())
+        if data is None:
+            return _NO_STATE
+        try:
+            return pickle.loads(data)
+        except Exception as exc:  # noqa: BLE001 - e.g. a class that no longer exists
+            self.root.log("auth#warning", "authret.state of %s cannot be restored, dropped: %s" % (user, exc))
+            return _NO_STATE
+
+    def keep_state(self, user, value):
+        """Keep ``value`` as ``user``'s authret.state (_NO_STATE: forget it); one that cannot be pickled is dropped."""
+        data = None
+        if value is _NO_STATE and not os.path.exists(self.root.authret_state_file):
+            return
+        if value is not _NO_STATE:
+            try:
+                data = pickle.dumps(value, PICKLE_PROTOCOL)
+            except Exception as exc:  # noqa: BLE001 - pickling raises PicklingError, TypeError, AttributeError, ...
+                self.root.log("auth#warning", "authret.state of %s cannot be pickled, dropped: %s: %s" % (
+                    user, type(exc).__name__, exc))
+        with self.root.locked():
+            states = self._states()
+            if data is None and user.lower() not in states:
+                return
+            if data is None:
+                del states[user.lower()]
+            else:
+                states[user.lower()] = data
+            self._save_states(states)
+
     # the whole run -----------------------------------------------------------
+    def login(self, started=None):
+        """Authenticate, record the login in the log database and the server log; return authret.
+
+        What authcli and the traffic generator both do for one login.  Recording never fails it.
+        """
+        started = time.time() if started is None else started
+        authret = self.run()
+        status = status_name(authret.get("status"))
+        self.root.log("authcli", "authenticate user=%s status=%s" % (authret.get("user"), status))
+        self.record(authret, started)
+        return authret
+
+    def record(self, authret, started):
+        """Write the log database row of this login."""
+        ok = authret.get("status") == SUCCEED
+        error = None
+        if authret.get("challenge"):
+            error = logdb.CHALLENGE
+        elif not ok and not (self.script_refused and self.root.settings()["log_script_reason"] == "generic"):
+            error = authret.get("reason")
+        try:
+            client_info = {k: v[-1] for k, v in _pairs(self.args.client_info, "--client-info").items()}
+        except AuthcliUsage:
+            client_info = {}
+        row = logdb.login_row(
+            self.config, self.args.user, "WEB_CLIENT" if self.args.web else "VPN", ok, error, started,
+            client_info=client_info, client_ip=self.args.client_ip, protocol=self.args.protocol,
+            proplist=authret.get("proplist") if ok else None,
+        )
+        logdb.write(self.root, row)
+
     def run(self):
         self.info = {}
         try:
@@ -284,10 +404,18 @@ class Authentication(object):
 
         primary_reason = authret.get("reason", "")
         authcred, attributes = self.client_data()
-        resumed = info.get("auth_method") in ("session", "autologin")
+        resumed = info.get("auth_method") in SESSION_METHODS
         if script.flag("RETAIN_PASSWORD") and answer is None and not resumed:
             authcred["password"] = self.password()
+        authret = postauth.AuthRet(authret)
+        if resumed or self.args.reauth:
+            kept = self.load_state(authret["user"])
+            if kept is not _NO_STATE:
+                authret.state = kept
         result, save = postauth.call(script, self.root, authcred, attributes, authret, info, crstate)
+        self.script_refused = result.get("status") != SUCCEED
+        # the script may return the authret it got or another object
+        self.state = getattr(result, "state", getattr(authret, "state", _NO_STATE))
 
         if crstate.challenge and not crstate.expired and result.get("status") != SUCCEED:
             new_id = uuid.uuid4().hex
@@ -327,6 +455,10 @@ class Authentication(object):
             authret.update(status=FAIL, reason="user is denied access (prop_deny)")
         elif self.args.web and str(proplist.get("prop_deny_web", "false")).lower() == "true":
             authret.update(status=FAIL, reason="user is denied web access (prop_deny_web)")
+        elif script is not None:
+            # a successful login keeps the script's authret.state for the user's session logins; a
+            # full login that sets none ends what an earlier one kept
+            self.keep_state(user, self.state)
         return authret
 
 
@@ -372,9 +504,7 @@ def main(root_path, argv):
             rc = apply_fault(fault)
             if rc is not None:
                 return rc
-        authret = Authentication(root, args).run()
-        status = status_name(authret.get("status"))
-        root.log("authcli", "authenticate user=%s status=%s" % (authret.get("user"), status))
+        authret = Authentication(root, args).login(started)
         print(render(authret, header=root.settings()["authcli_header"]))
         rc = 0 if authret.get("status") == SUCCEED else 1
         return rc

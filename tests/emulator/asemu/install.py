@@ -1,8 +1,9 @@
 """Install the Access Server emulator into ROOT.
 
-ROOT gets the layout of /usr/local/openvpn_as: scripts/sacli and
-scripts/authcli, etc/as.conf, etc/db/config.db and etc/db/userprop.db, the
-Python packages under lib/python, and log/.  The tools find everything
+ROOT gets the layout of /usr/local/openvpn_as: scripts/sacli,
+scripts/authcli and scripts/logdba (and scripts/traffic, the emulator's
+traffic generator), etc/as.conf, etc/db/config.db, etc/db/userprop.db and
+etc/db/log.db, the Python packages under lib/python, and log/.  The tools find everything
 relative to their own location, so ROOT may be /usr/local/openvpn_as in a
 container or any folder on this machine.  ROOT must not exist or be empty.
 
@@ -20,9 +21,12 @@ import stat
 import sys
 import time
 
+from asemu import logdb
 from asemu.root import DEFAULT_SETTINGS, Root
 from asemu.store import Store
 
+# the tools written into ROOT/scripts: each runs asemu.<tool>.main(ROOT, arguments)
+TOOLS = ("sacli", "authcli", "logdba", "traffic")
 # the folder that holds the asemu and pyovpn packages
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -126,6 +130,14 @@ def count(text):
     return value
 
 
+def seconds(text):
+    """A number of seconds for argparse: 0 or more."""
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
 def parse_args(argv, prog="install"):
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("root", help="folder to create (must not exist, or be empty)")
@@ -164,6 +176,24 @@ def parse_args(argv, prog="install"):
     parser.add_argument(
         "--standby", action="store_true", help="a failover standby: no agent socket, every sacli command fails"
     )
+    parser.add_argument(
+        "--log-lag", metavar="SECONDS", type=seconds, default=DEFAULT_SETTINGS["log_lag_seconds"],
+        help="log.db rows become visible to logdba this many seconds after they are written (the real server"
+        " writes them asynchronously)",
+    )
+    parser.add_argument(
+        "--logdba-json", choices=("list", "object"), default=DEFAULT_SETTINGS["logdba_json"],
+        help='logdba --json prints a list of rows, or {"rows": [...], "total": N}',
+    )
+    parser.add_argument(
+        "--log-time-format", choices=("epoch", "text"), default=DEFAULT_SETTINGS["log_time_format"],
+        help="logdba prints start_time and timestamp as epoch seconds or as 'YYYY-MM-DD HH:MM:SS' (UTC)",
+    )
+    parser.add_argument(
+        "--log-script-reason", choices=("reason", "generic"), default=DEFAULT_SETTINGS["log_script_reason"],
+        help="the log row of a login the post-auth script refused holds its reason in error, or"
+        " 'authentication failed' for every refusal",
+    )
     return parser.parse_args(argv)
 
 
@@ -189,7 +219,7 @@ def main(argv=None):
     if not python.startswith("/"):
         # a bare name such as python3: find it through PATH when the tool runs
         python = "/usr/bin/env " + python
-    for tool in ("sacli", "authcli"):
+    for tool in TOOLS:
         path = os.path.join(target, "scripts", tool)
         with open(path, "w") as handle:
             handle.write(WRAPPER.format(python=python, tool=tool))
@@ -217,6 +247,8 @@ def main(argv=None):
         },
         "openvpn": {"prop_superuser": "true", "type": "user_connect", "user_auth_type": "local"},
     })
+    # every root keeps its own log database, cluster nodes too
+    logdb.create(root.log_db)
     if joined:
         # a cluster node: the shared configuration (host.name included) is what it runs with
         with Store(root.config_db) as db:
@@ -231,6 +263,10 @@ def main(argv=None):
         "log_file": args.log_file,
         "vpn_clients": args.vpn_clients,
         "standby": args.standby,
+        "log_lag_seconds": args.log_lag,
+        "logdba_json": args.logdba_json,
+        "log_time_format": args.log_time_format,
+        "log_script_reason": args.log_script_reason,
     }
     with open(root.settings_file, "w") as handle:
         json.dump(settings, handle, indent=2, sort_keys=True)

@@ -154,7 +154,9 @@ def call(script, root, authcred, attributes, authret, info, crstate=None):
     fails the authentication with the error text as the reason.  Scripts that
     do not set ``SYNCHRONOUS`` run in a worker thread.
     """
-    authret = AuthRet(authret)
+    if not isinstance(authret, AuthRet):
+        # the caller's dict stays as it was; an AuthRet (with an authret.state, say) is used as given
+        authret = AuthRet(authret)
     if script.is_cr:
         func, args = script.post_auth_cr, (authcred, attributes, authret, info, crstate)
     else:

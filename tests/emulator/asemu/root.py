@@ -41,6 +41,19 @@ DEFAULT_SETTINGS = {
     # a UCARP failover standby: the services do not run, there is no agent
     # socket and every sacli command fails
     "standby": False,
+    # seconds after a login record is written before readers (logdba) see it:
+    # the real server writes log.db asynchronously, seconds late
+    "log_lag_seconds": 0,
+    # what `logdba --json` prints (the real shape is unknown): "list", a JSON
+    # list of row objects, or "object", {"rows": [...], "total": N}
+    "logdba_json": "list",
+    # how logdba prints start_time and timestamp: "epoch" (integer seconds) or
+    # "text" ("YYYY-MM-DD HH:MM:SS", UTC)
+    "log_time_format": "epoch",
+    # what the row of a login the post-auth script refused holds in `error`: "reason", the
+    # script's reason (very likely the real behaviour), or "generic", the same text for every
+    # refusal, "authentication failed" (whether the reason lands there is not public)
+    "log_script_reason": "reason",
 }
 
 SERVICES = (
@@ -80,10 +93,13 @@ class Root(object):
         self.config_db = conf["config_db"]
         self.userprop_db = conf["user_prop_db"]
         self.sock = conf["sa.sock"]
+        self.log_db = conf["log_db"]
         self.settings_file = os.path.join(self.private, "settings.json")
         self.state_file = os.path.join(self.private, "state.json")
         self.faults_file = os.path.join(self.private, "faults.json")
         self.crstate_file = os.path.join(self.private, "crstate.json")
+        # what post-auth scripts set as authret.state, pickled per user (see authcli)
+        self.authret_state_file = os.path.join(self.private, "authret_state.pickle")
         self.lock_file = os.path.join(self.private, "lock")
         self.call_log = os.path.join(self.path, "log", "calls.jsonl")
         self.lib = os.path.join(self.path, "lib", "python")
@@ -98,8 +114,10 @@ class Root(object):
                     continue
                 name, value = line.split("=", 1)
                 values[name.strip()] = value.strip()
+        # a root installed before the log database existed has no log_db line: the default path
+        values.setdefault("log_db", "sqlite:///~/db/log.db")
         result = {}
-        for name in ("config_db", "user_prop_db", "sa.sock"):
+        for name in ("config_db", "user_prop_db", "sa.sock", "log_db"):
             value = values[name]
             if value.startswith("sqlite:///"):
                 # sqlite:///~/db/config.db, or sqlite:////abs/path (a cluster's shared database)

@@ -2,6 +2,11 @@
 
 Usage: ``sacli [options] cmd``.  Options are global and may come before or
 after the command; command names are matched without regard to case.
+
+Every call that reaches the server is recorded in the log database as an ``XML_API`` row of the
+user ``__local_root__`` with ``api_method`` the command (``auth`` 0 and the message in ``error``
+when it fails).  A bad command line, a failover standby (no agent) and an injected fault that
+stops the call write none.
 """
 
 import argparse
@@ -14,7 +19,7 @@ import signal
 import sys
 import time
 
-from asemu import passwords, postauth
+from asemu import logdb, passwords, postauth
 from asemu.root import SERVICES, Root
 from asemu.store import Store
 
@@ -320,11 +325,24 @@ def no_agent(root):
     return 1
 
 
+def record_api_call(root, command, rc, error, started):
+    """The XML_API row of a call that reached the server (never fails the call)."""
+    try:
+        with Store(root.config_db) as db:
+            config = db.items(CONFIG_PROFILE)
+    except Exception as exc:  # noqa: BLE001 - the row is written without host.name
+        root.log("log#error", "config.db unreadable for the log row: %s" % exc)
+        config = {}
+    logdb.write(root, logdb.api_row(config, command, rc == 0, error, started))
+
+
 def main(root_path, argv):
     started = time.time()
     root = Root(root_path)
     signal.signal(signal.SIGTERM, lambda *unused: sys.exit(143))
     command, options, rc = "", [], 1
+    # whether the call reached the server (and gets its log database row), and why it failed
+    reached, error = False, None
     try:
         try:
             args = build_parser().parse_args(argv)
@@ -343,12 +361,19 @@ def main(root_path, argv):
                 rc = apply_fault(fault)
                 if rc is not None:
                     return rc
+            reached = True
             getattr(Sacli(root, args, fault), command)()
             sys.stdout.flush()
             rc = 0
         except SacliUsage as exc:
             sys.stderr.write("sacli: %s\nUsage: sacli [options] cmd [args...]\n" % exc)
             rc = 2 if not command else 1
+            error = str(exc)
         return rc
     finally:
+        if reached:
+            if rc != 0 and error is None:
+                failure = sys.exc_info()[1]
+                error = "%s: %s" % (type(failure).__name__, failure) if failure is not None else None
+            record_api_call(root, command, rc, error, started)
         root.record_call("sacli", command, options, started, rc)

@@ -78,6 +78,41 @@ def install_server(path, *options):
     return server
 
 
+class Traffic(object):
+    """Simulated clients logging in to emulated servers in the background (``asemu.traffic``).
+
+    ``with Traffic([server], "--users", "30", "--rate", "20") as traffic:`` starts the generator (for at most
+    ``--duration``, default 300 s) and stops it on leaving (SIGTERM), which prints its JSON summary into
+    ``traffic.summary``.
+    """
+
+    def __init__(self, servers, *options):
+        self.argv = [sys.executable, "-m", "asemu.traffic", *(s.path for s in servers), "--json", *options]
+        if "--duration" not in options and "--count" not in options:
+            self.argv += ["--duration", "300"]
+        self.proc = None
+        self.summary = None
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     universal_newlines=True)
+        return self
+
+    def stop(self):
+        if self.proc is None or self.summary is not None:
+            return self.summary
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        out, err = self.proc.communicate(timeout=60)
+        if self.proc.returncode != 0:
+            raise AssertionError("traffic failed (%s): %s" % (self.proc.returncode, err[-2000:]))
+        self.summary = json.loads(out)
+        return self.summary
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
 @pytest.fixture
 def server(tmp_path):
     """A freshly installed, running emulated server with an empty call log."""

@@ -56,7 +56,7 @@ def test_installed_metadata(distribution):
     names = sorted(requirement.split(">")[0].split(";")[0].strip() for requirement in requires)
     assert names == ["ldap3", "pyrad", "python-ldap"]
     scripts = {ep.name: ep.value for ep in distribution.entry_points if ep.group == "console_scripts"}
-    assert scripts == {"asemu-install": "asemu.install:main"}
+    assert scripts == {"asemu-install": "asemu.install:main", "asemu-traffic": "asemu.traffic:main"}
 
 
 def test_asemu_install_console_script(tmp_path, distribution):
