@@ -29,12 +29,15 @@ MESSAGES = {
 }
 # six pairs of hex digits, all separated by colons, all by dashes, or not at all
 HW_ADDRESS = re.compile(r"[0-9A-Fa-f]{2}([:-]?)(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}\Z")
+# what iOS and Android clients send in IV_HWADDR instead of a MAC address: a UUID, 8-4-4-4-12 hex digits
+DEVICE_UUID = re.compile(r"[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}\Z")
 # the user properties that hold a user's devices
 SLOTS = ["pvt_hw_addr"] + ["pvt_hw_addr%d" % n for n in range(2, 11)]
 
 
 def hw_address(value):
-    """'00-1A-2b-3c-4D-5e' -> '00:1a:2b:3c:4d:5e'; None for anything that is not an address (nor text).
+    """'00-1A-2b-3c-4D-5e' -> '00:1a:2b:3c:4d:5e'; a mobile client's device UUID in lower case; None for anything
+    else (and what is not text).
 
     The script normalizes what clients report with its own copy (``blocks/device_pinning.py.j2``), so
     that an address registered here is the one it compares; a unit test holds the two to the same results.
@@ -44,7 +47,7 @@ def hw_address(value):
     text = value.strip()
     match = HW_ADDRESS.match(text)
     if match is None:
-        return None
+        return text.lower() if DEVICE_UUID.match(text) else None
     separator = match.group(1)
     if separator:
         text = text.replace(separator, "")
