@@ -164,6 +164,22 @@ def test_missing_address_is_refused(auto):
     assert hw_slots(user_props(auto.server, user)) == {}
 
 
+def test_a_phone_registers_the_device_uuid_it_sends_instead_of_a_mac_address(auto):
+    # iOS sends its UUID in upper case, Android in lower case, both in IV_HWADDR and never a MAC address
+    user = local_user(auto, "ida")
+    phone = "9B2C5E1A-3F4D-4C7E-8A1B-2C3D4E5F6A7B"
+    first = vpn_login(auto, user, *vpn(ip=OFFICE, IV_HWADDR=phone, IV_PLAT="ios"))
+    assert first["status"] == "SUCCEED", first
+    assert hw_slots(user_props(auto.server, user)) == {"pvt_hw_addr": phone.lower()}
+    again = vpn_login(auto, user, *vpn(ip=OFFICE, IV_HWADDR=phone.lower(), IV_PLAT="android"))
+    assert again["status"] == "SUCCEED", again
+    assert hw_slots(user_props(auto.server, user)) == {"pvt_hw_addr": phone.lower()}
+    # a UUID in braces, or without its dashes, is no device of a known form
+    for odd in ("{%s}" % phone, phone.replace("-", "")):
+        refused = vpn_login(auto, user, *vpn(ip=OFFICE, IV_HWADDR=odd, IV_PLAT="ios"))
+        assert refused["status"] == "FAIL" and refused["client_reason"] == MESSAGES["device_invalid_address"], odd
+
+
 @pytest.mark.parametrize("address", ["zz:11:22:33:44:55", "00:11:22:33:44", "00:11-22:33:44:55",
                                      "00:11:22:33:44:55:66", "00:11:22:33:44:55'; import os"])
 def test_invalid_address_is_refused(auto, address):
