@@ -82,11 +82,65 @@ def _queue(hosts, probes):
             or (probes[host][1] in clusters and not probes[host][0].get("standby"))]
 
 
-def rollout_queue(hosts, hostvars):
+STAGES = ("all", "canary", "promote")
+
+
+def _staged(queue, probes, stage, serial):
+    """The part of ``queue`` a run of ``stage`` goes to: all of it, or in the canary stage its first batch, with
+    the other queued nodes of the clusters in that batch (their writer applies for them)."""
+    if stage != "canary" or not queue:
+        return queue
+    first = batches(queue, serial)[0]
+    clusters = {probes[host][1] for host in first} - {None}
+    return [host for host in queue if host in first or probes[host][1] in clusters]
+
+
+def rollout_queue(hosts, hostvars, stage="all", serial=None):
     """The hosts a rollout goes to: those whose probe found a difference, with the other nodes of their clusters
-    (those that run services)."""
+    (those that run services); in the canary stage only the first batch of them (``serial``)."""
     hosts = list(hosts)
-    return _queue(hosts, _probes(hosts, hostvars))
+    probes = _probes(hosts, hostvars)
+    return _staged(_queue(hosts, probes), probes, _stage(stage), serial)
+
+
+def _stage(stage):
+    if stage not in STAGES:
+        raise AnsibleFilterError("the stage %r is none of %s" % (stage, ", ".join(STAGES)))
+    return stage
+
+
+def rollout_stage_error(hosts, hostvars, stage):
+    """Why a run of ``stage`` cannot go on: a promotion when no server holds the change yet; else an empty text.
+
+    A promotion continues a rollout whose canary batch passed in an earlier run (``stage`` canary): its servers
+    hold the change, so the probe finds them as the inventory says. Where every server that runs services still
+    differs, no canary passed with this change (it failed and was restored, or never ran), and nothing is promoted.
+    """
+    if _stage(stage) != "promote":
+        return ""
+    hosts = list(hosts)
+    probes = _probes(hosts, hostvars)
+    queue = _queue(hosts, probes)
+    serving = [host for host in hosts if not probes[host][0].get("standby")]
+    if queue and all(host in queue for host in serving):
+        return ("nothing to promote: none of the %d servers holds this change yet, so no canary batch has passed with "
+                "it; roll it out with -e ovpnas_stage=canary first" % len(serving))
+    return ""
+
+
+def rollout_promotion(hosts, hostvars):
+    """Lines that end a canary stage: the servers of the canary batch, and those that wait for the promotion."""
+    hosts = list(hosts)
+    waiting = [host for host in hostvars if host not in hosts
+               and isinstance(hostvars[host].get(PROBE), dict) and hostvars[host][PROBE].get("differs")]
+    lines = ["The canary batch passed: %s hold%s the change" % (_listed(hosts), "s" if len(hosts) == 1 else "")]
+    if waiting:
+        lines.append("%d server%s wait%s for the promotion: %s" % (
+            len(waiting), "" if len(waiting) == 1 else "s", "s" if len(waiting) == 1 else "", _listed(waiting)))
+        lines.append("Promote to continue: run the same rollout again with -e ovpnas_stage=promote")
+    else:
+        lines.append("No other server differs: there is nothing to promote")
+    return lines
 
 
 def rollout_writer(cluster, hosts, hostvars):
@@ -125,11 +179,12 @@ def rollout_database_errors(hosts, hostvars, limit=10):
     return errors
 
 
-def rollout_plan(hosts, hostvars, serial):
+def rollout_plan(hosts, hostvars, serial, stage="all"):
     """Lines that say which servers the rollout goes to, in which batches, and which it leaves alone."""
     hosts = list(hosts)
     probes = _probes(hosts, hostvars)
-    queue = _queue(hosts, probes)
+    differ = _queue(hosts, probes)
+    queue = _staged(differ, probes, _stage(stage), serial)
     results = {host: probe for host, (probe, _cluster) in probes.items()}
     standby = [host for host in hosts if results[host].get("standby")]
     in_sync = [host for host in hosts if host not in queue and host not in standby]
@@ -142,6 +197,10 @@ def rollout_plan(hosts, hostvars, serial):
             len(queue), len(hosts), len(plan), "; ".join(", ".join(batch) for batch in plan))]
         if in_sync:
             lines.append("Already as the inventory says, left alone: %s" % _listed(in_sync))
+        waiting = [host for host in differ if host not in queue]
+        if waiting:
+            lines.append("The canary stage: %d more wait for the promotion (-e ovpnas_stage=promote): %s"
+                         % (len(waiting), _listed(waiting)))
     if standby:
         lines.append("Standby (no services run there), skipped: %s" % ", ".join(standby))
     return lines
@@ -202,7 +261,7 @@ def rollout_record(converged, nodes=(), failure=None, restored=None, restore_fai
         entries.append(dict(node=entry.get("node"), phase=entry.get("phase"), standby=bool(entry.get("standby")),
                             restarted=list(will if will is not None else entry.get("restarted") or []),
                             vpn_clients=entry.get("vpn_clients"), logins=entry.get("logins", 0),
-                            failed=bool(entry.get("failed"))))
+                            failed=bool(entry.get("failed")), soak=_soak(entry.get("soak"))))
     if isinstance(restored, dict) and not restored.get("skipped"):
         restored = dict(changed=bool(restored.get("changed")),
                         script=(restored.get("post_auth") or {}).get("sha256_after"))
@@ -210,6 +269,40 @@ def rollout_record(converged, nodes=(), failure=None, restored=None, restore_fai
         restored = None
     return dict(converge=converge, nodes=entries, failure=failure or None, restored=restored,
                 restore_failure=restore_failure or None)
+
+
+def _window(summary):
+    summary = summary if isinstance(summary, dict) else {}
+    return dict(logins=summary.get("logins"), failures=summary.get("failures"), rate=summary.get("failure_rate"))
+
+
+def _soak(result):
+    """What the soak of a node found (the result of ovpnas.fleet.login_soak), or None where none ran."""
+    if not isinstance(result, dict) or result.get("skipped") or not result:
+        return None
+    verdict = result.get("verdict") or "error"
+    return dict(verdict=verdict, duration=result.get("duration"), before=_window(result.get("before")),
+                after=_window(result.get("after")), msg=result.get("msg") if verdict != "pass" else None)
+
+
+def _rate(window):
+    if window.get("logins") is None:
+        return "?"
+    rate = window.get("rate")
+    shown = "%.1f%%" % rate if isinstance(rate, (int, float)) else "-"
+    return "%s logins, %s failed" % (window["logins"], shown)
+
+
+def _soak_line(entry):
+    """One line per soaked node: its verdict, and the logins and failure rates before and after its change (why it
+    failed is the failure's own line)."""
+    host, soak = entry["node"], entry["soak"]
+    verdict = {"pass": "passed", "fail": "FAILED", "inconclusive": "inconclusive"}.get(soak["verdict"], "FAILED")
+    line = "%s: soak of %s s %s; before the change %s; after it %s" % (
+        host, soak.get("duration") or "?", verdict, _rate(soak["before"]), _rate(soak["after"]))
+    if soak.get("msg") and not entry.get("failed"):
+        line += " (%s)" % soak["msg"]
+    return line
 
 
 def _record(hostvars, host):
@@ -305,6 +398,9 @@ def rollout_summary(current, hosts, hostvars, serial):
     # a failure at the start or the gate names its node already
     lines += [_short(row["failure"] if row["change"] != "failed" else "%s: %s" % (row["host"], row["failure"]), 400)
               for row in rows if row.get("failure")]
+    lines += [_short(_soak_line(entry), 400) for row in rows
+              for entry in _record(hostvars, row["host"]).get("nodes") or []
+              if entry.get("phase") == "rollout" and isinstance(entry.get("soak"), dict)]
     reached = sum(len(batch) for batch in plan[:number + 1])
     order = ("changed", "unchanged", "cluster node", "skipped", "failed", "not reached")
     parts = ["%d %s" % (counts[kind], kind + ("s" if kind == "cluster node" and counts[kind] != 1 else ""))
@@ -332,9 +428,11 @@ class FilterModule:
             "rollout_batches": batches,
             "rollout_database_errors": rollout_database_errors,
             "rollout_plan": rollout_plan,
+            "rollout_promotion": rollout_promotion,
             "rollout_login_errors": rollout_login_errors,
             "rollout_queue": rollout_queue,
             "rollout_record": rollout_record,
+            "rollout_stage_error": rollout_stage_error,
             "rollout_summary": rollout_summary,
             "rollout_writer": rollout_writer,
         }

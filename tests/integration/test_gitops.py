@@ -70,6 +70,8 @@ def repository(tmp_path):
             overlay = {
                 "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
                 "ovpnas_become": False, "ovpnas_sacli_path": server.sacli_path, "post_auth_python": sys.executable,
+                # no client logs in to these servers here: nothing to soak (test_soak.py soaks real traffic)
+                "rollout_soak": 0,
             }
             if group == "office":
                 # no directory here either: the canary logs in with the local method (the script is the same)
@@ -99,7 +101,7 @@ def ansible_commands(commands):
 def test_pipeline_commands(repository, pipeline):
     repo, servers = repository
     variables, jobs = pipeline()
-    assert set(jobs) == {"check", "rollout", "audit"}
+    assert set(jobs) == {"check", "rollout", "promote", "audit"}
 
     # a pull request: nothing changes on any server; the report says every server drifts
     for command in ansible_commands(jobs["check"]):
@@ -112,8 +114,19 @@ def test_pipeline_commands(repository, pipeline):
     assert [h["status"] for h in report["hosts"]] == ["drift"] * 6
     assert report["inventory"] == "inventories/production"
 
-    # the merge: the rollout, then (GitLab) the audit after it
+    # the merge: the canary stage, then the audit after it; the canary alone is changed
     for command in ansible_commands(jobs["rollout"]):
+        result = run(repo, variables, command)
+        assert result.returncode == 0, (command, result.stdout[-3000:], result.stderr[-3000:])
+        assert not any(secret in result.stdout + result.stderr for secret in SECRETS), command
+        if "deploy_postauth" in command:
+            assert "Promote to continue: run the same rollout again with -e ovpnas_stage=promote" in result.stdout
+    # (the canary, vpn-office1, is the writer of a cluster: both its nodes are started)
+    started = sorted(name for name, server in servers.items() if "start" in server.commands())
+    assert started == ["vpn-office1.example.com", "vpn-office2.example.com"]
+    assert all(servers[name].commands().count("start") == 1 for name in started)
+    # the manual promotion: the others, once each; the canary is read once and left alone
+    for command in ansible_commands(jobs["promote"]):
         result = run(repo, variables, command)
         assert result.returncode == 0, (command, result.stdout[-3000:], result.stderr[-3000:])
         assert not any(secret in result.stdout + result.stderr for secret in SECRETS), command

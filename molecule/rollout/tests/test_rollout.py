@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 
 import pytest
 import testinfra
@@ -32,11 +33,18 @@ def test_the_run_with_nothing_to_change_read_each_server_once(server):
     assert "Nothing to roll out" in output("noop")
 
 
-def test_the_canary_runs_version_2_and_passed_its_gate():
+def test_the_canary_runs_version_2_and_passed_its_gate_and_its_soak():
     assert applied(CANARY) == sha256(live(CANARY))
     assert live(CANARY) != live(UNTOUCHED)
     made = calls("version2", SERVERS[0])
-    assert made.index(("sacli", "start")) < made.index(("authcli", "authenticate"))
+    assert made.index(("sacli", "start")) < made.index(("authcli", "authenticate")) < made.index(("logdba", "query"))
+    # one logdba call per poll, one a second for 6 + 2 seconds
+    assert 3 <= made.count(("logdba", "query")) <= 12, made
+    soak = re.search(r"%s: soak of 6 s passed; before the change (\d+) logins, [\d.]+%% failed; after it (\d+) logins"
+                     % SERVERS[0], output("version2"))
+    assert soak and int(soak.group(1)) >= 20 and int(soak.group(2)) >= 20, output("version2")[-3000:]
+    # the other batches are not soaked
+    assert ("logdba", "query") not in calls("version2", SERVERS[1])
 
 
 def test_the_faulty_server_has_its_previous_script_back():

@@ -187,7 +187,9 @@ def test_the_filters_are_registered():
                                             rollout_queue=rollout_queue, rollout_record=rollout_record,
                                             rollout_login_errors=rollout.rollout_login_errors,
                                             rollout_database_errors=rollout.rollout_database_errors,
-                                            rollout_writer=rollout.rollout_writer)
+                                            rollout_writer=rollout.rollout_writer,
+                                            rollout_promotion=rollout.rollout_promotion,
+                                            rollout_stage_error=rollout.rollout_stage_error)
 
 
 def probes(**hosts):
@@ -230,6 +232,71 @@ def test_the_queue_takes_the_live_nodes_of_a_cluster_that_differs():
                       as04=(None, "db-4", False))
     hostvars["as03"]["rollout_probe"]["differs"] = True
     assert rollout_queue(sorted(hostvars), hostvars) == ["as02", "as03"]
+
+
+def staged(differ, standby=(), clusters=None):
+    """hostvars of as01..as08: the servers of ``differ`` differ, those of ``standby`` are standby nodes."""
+    clusters = clusters or {}
+    hostvars = probes(**{name: (clusters.get(name), "db-" + (clusters.get(name) or name), name in standby)
+                         for name in names(8)})
+    for name in differ:
+        hostvars[name]["rollout_probe"]["differs"] = True
+    return hostvars
+
+
+@pytest.mark.parametrize(("differ", "clusters", "canary"), [
+    (["as01", "as02", "as03"], {}, ["as01"]),
+    (["as03", "as05", "as06", "as07"], {}, ["as03"]),
+    # a canary that is a node of a cluster brings the other nodes its writer applies for
+    (["as02", "as03", "as06"], {"as02": "c1", "as03": "c1"}, ["as02", "as03"]),
+    (["as04"], {}, ["as04"]),
+    ([], {}, []),
+], ids=["first", "any-order", "cluster", "one", "none"])
+def test_the_canary_stage_queues_the_first_batch_only(differ, clusters, canary):
+    hostvars = staged(differ, clusters=clusters)
+    hosts = names(8)
+    assert rollout_queue(hosts, hostvars, "canary", SERIAL) == canary
+    assert rollout_queue(hosts, hostvars, "promote", SERIAL) == rollout_queue(hosts, hostvars) == \
+        rollout_queue(hosts, hostvars, "all", SERIAL) == [h for h in hosts if h in differ or h in clusters]
+    plan = rollout_plan(hosts, hostvars, SERIAL, "canary")
+    if len(canary) < len(rollout_queue(hosts, hostvars)):
+        waiting = [h for h in rollout_queue(hosts, hostvars) if h not in canary]
+        assert plan[-1] == ("The canary stage: %d more wait for the promotion (-e ovpnas_stage=promote): %s"
+                            % (len(waiting), ", ".join(waiting)))
+        assert plan[0].startswith("Rolling out to %d of 8 servers" % len(canary))
+    else:
+        assert "promotion" not in " ".join(plan)
+
+
+def test_a_promotion_needs_a_server_that_holds_the_change():
+    hosts = names(8)
+    # the canary stage passed on as01: the others differ
+    assert rollout.rollout_stage_error(hosts, staged(hosts[1:]), "promote") == ""
+    # nothing differs: nothing to do, no error
+    assert rollout.rollout_stage_error(hosts, staged([]), "promote") == ""
+    # every server that runs services differs (the canary failed and was restored, or never ran): refused
+    message = rollout.rollout_stage_error(hosts, staged(hosts[:6], standby=hosts[6:]), "promote")
+    assert message == ("nothing to promote: none of the 6 servers holds this change yet, so no canary batch has "
+                       "passed with it; roll it out with -e ovpnas_stage=canary first")
+    # the other stages never refuse
+    assert rollout.rollout_stage_error(hosts, staged(hosts), "all") == ""
+    assert rollout.rollout_stage_error(hosts, staged(hosts), "canary") == ""
+    with pytest.raises(AnsibleFilterError, match="the stage 'later' is none of all, canary, promote"):
+        rollout.rollout_stage_error(hosts, staged(hosts), "later")
+    with pytest.raises(AnsibleFilterError, match="the stage 'Canary'"):
+        rollout_queue(hosts, staged(hosts), "Canary", SERIAL)
+
+
+def test_the_end_of_a_canary_stage_names_the_servers_that_wait():
+    hostvars = staged(["as01", "as02", "as03"])
+    assert rollout.rollout_promotion(["as01"], hostvars) == [
+        "The canary batch passed: as01 holds the change",
+        "2 servers wait for the promotion: as02, as03",
+        "Promote to continue: run the same rollout again with -e ovpnas_stage=promote"]
+    assert rollout.rollout_promotion(["as01", "as02"], staged(["as01", "as02"])) == [
+        "The canary batch passed: as01, as02 hold the change", "No other server differs: there is nothing to promote"]
+    assert rollout.rollout_promotion(["as01"], staged(["as01", "as04"]))[1] == \
+        "1 server waits for the promotion: as04"
 
 
 SECRET = "s3cret-pw"
@@ -296,7 +363,7 @@ def test_a_record_holds_what_the_summary_reads_and_nothing_else():
         converge=dict(changed=True, failed=False, msg=None, skipped=False, standby=False, cluster_writer=None,
                       script="abc"),
         nodes=[dict(node="as01", phase="rollout", standby=False, restarted=["web", "auth"], vpn_clients=3, logins=2,
-                    failed=True)],
+                    failed=True, soak=None)],
         failure="as01: the gate failed: x", restored=None, restore_failure=None)
     assert rollout_record(None)["converge"] is None
 
@@ -416,6 +483,56 @@ def test_summary_of_a_passed_batch():
     assert table(second)["as03"] == dict(host="as03", cluster="-", change="skipped", script="", restarted="",
                                          clients="", gate="standby: no services run here")
     assert second[-1] == "Total after batch 2 of 3: 3 of 10 hosts reached (1 changed, 1 unchanged, 1 skipped)"
+
+
+def soaked(verdict, before, after, msg=None, failed=False):
+    """A node entry of a soak: ``before`` and ``after`` are (logins, failures, failure rate in percent)."""
+    entry = done("as00", failed=failed)
+    window = [dict(logins=n, failures=f, failure_rate=r, challenges=0, platforms={}) for n, f, r in (before, after)]
+    entry["soak"] = dict(verdict=verdict, before=window[0], after=window[1], msg=msg, rises=[], duration=30,
+                         changed=False, polls=4)
+    return entry
+
+
+def test_the_summary_shows_each_soak_with_its_logins_and_rates():
+    hosts = names(3)
+    hostvars = fix_nodes({
+        "as01": changed_host(soaked("pass", (120, 4, 3.33), (118, 5, 4.24), msg="passed: no rise")),
+        "as02": changed_host(done("as00")),
+        "as03": unchanged_host(),
+    })
+    lines = rollout_summary("as01", hosts, hostvars, SERIAL)
+    assert lines[-2] == ("as01: soak of 30 s passed; before the change 120 logins, 3.3% failed; after it 118 logins, "
+                         "4.2% failed")
+    # an inconclusive soak that passes says why
+    hostvars["as01"] = changed_host(soaked("inconclusive", (3, 0, 0.0), (2, 0, 0.0), msg="too few logins: 3 and 2"))
+    fix_nodes(hostvars)
+    assert rollout_summary("as01", hosts, hostvars, SERIAL)[-2] == (
+        "as01: soak of 30 s inconclusive; before the change 3 logins, 0.0% failed; after it 2 logins, 0.0% failed "
+        "(too few logins: 3 and 2)")
+    # batches without a soak have no such line
+    assert not any("soak" in line for line in rollout_summary("as02", hosts, hostvars, SERIAL))
+    # a record of a soak that did not run (skipped) has none
+    assert rollout_record({"changed": True}, [dict(done("as00"), soak={"skipped": True, "duration": 30})])[
+        "nodes"][0]["soak"] is None
+
+
+def test_a_failed_soak_is_named_once_with_the_failure():
+    failure = "as01: the soak failed: android: failures rose from 2% to 100% (+98 points; 24 of 24 logins failed)"
+    host = restored_host(failure)
+    host["rollout_nodes_done"] = [soaked("fail", (100, 2, 2.0), (90, 26, 28.89), msg=failure[24:], failed=True),
+                                  done("as00", phase="restore")]
+    hostvars = fix_nodes({"as01": host, "as02": changed_host(done("as00"))})
+    lines = rollout_summary("as01", names(2), hostvars, SERIAL)
+    assert table(lines)["as01"]["gate"] == "FAILED"
+    assert failure in lines
+    assert ("as01: soak of 30 s FAILED; before the change 100 logins, 2.0% failed; after it 90 logins, 28.9% failed"
+            in lines)
+    # a soak that found no answer (logdba failed) is no pass
+    host["rollout_nodes_done"][0]["soak"] = dict(failed=True, msg="logdba failed with exit code 2", duration=30)
+    fix_nodes(hostvars)
+    assert "as01: soak of 30 s FAILED; before the change ?; after it ?" in rollout_summary(
+        "as01", names(2), hostvars, SERIAL)
 
 
 def test_summary_of_a_batch_whose_gate_failed():
