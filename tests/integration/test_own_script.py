@@ -294,42 +294,110 @@ SCRIPTED = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(SCRIPTED))
-def test_each_kind_of_script_is_rolled_out_gated_restored_audited_and_removed(tmp_path, name):
-    server = install_server(tmp_path / "fleet" / "as01", "--vpn-clients", "2")
-    server.set_password("canary", CANARY_PW)
-    server.reset_calls()
-    (tmp_path / "scripts").mkdir()
-    (tmp_path / "scripts" / name).write_text(source(name))
-    (tmp_path / "scripts" / ("bad-" + name)).write_text(source(name) + REFUSE_WINDOWS)
+# The kinds share one fleet: a server per kind, each carrying its own script, policy cases and canary logins as host
+# variables (extra vars would give every host the same), and each phase is one run for the whole fleet.
+KINDS = {name: "as%02d" % index for index, name in enumerate(sorted(SCRIPTED), 1)}
+PER_HOST = ("post_auth_source", "post_auth_policy_tests", "rollout_canary_logins")
+# One batch for the whole fleet (ovpnas_serial): a gate refusal fails its batch and a failed batch ends the rollout,
+# so with the default batches (one canary first) the bad version would stop at the canary and the other kinds would
+# never be gated. Within the one batch every server is converged, started, gated and restored before any is failed,
+# so the default max_fail_percentage (0) still holds and each server's own outcome is asserted. That the canary
+# goes first, and alone, is test_a_version_the_gate_refuses_is_restored_on_the_canary_and_goes_no_further's.
+FLEET_VARIABLES = dict({k: v for k, v in VARIABLES.items() if k not in PER_HOST}, ovpnas_serial=[len(KINDS)])
+
+
+def fleet_play(tmp_path, servers, playbook, sources, *options):
+    """Run playbook on the fleet of KINDS, the host of each kind loading scripts/<sources[kind]>."""
     inventory = tmp_path / "inventory.json"
-    inventory.write_text(json.dumps({"fleet": {"hosts": {"as01": {"sacli_path": server.sacli_path}}, "vars": {
-        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}))
-    cases, canary = SCRIPTED[name]
-    settings = dict(post_auth_source="scripts/" + name, post_auth_policy_tests=cases, rollout_canary_logins=canary)
+    inventory.write_text(json.dumps({"fleet": {"hosts": {
+        KINDS[name]: {"sacli_path": server.sacli_path, "post_auth_source": "scripts/" + sources[name],
+                      "post_auth_policy_tests": SCRIPTED[name][0], "rollout_canary_logins": SCRIPTED[name][1]}
+        for name, server in servers.items()},
+        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}))
+    path = tmp_path / "vars.json"
+    path.write_text(json.dumps(FLEET_VARIABLES))
+    result = run_playbook(playbook, str(inventory), "-e", "@%s" % path, *options)
+    return result, recap(result.stdout)
 
-    result, _hosts = play(tmp_path, str(inventory), DEPLOY, **settings)
+
+def failure(stdout, host):
+    """Why the run failed host (its last error not ignored, words joined by single spaces), or None."""
+    lines, found = stdout.splitlines(), None
+    for index, line in enumerate(lines):
+        if line.startswith("fatal: [%s]" % host):
+            block = [line]
+            for following in lines[index + 1:]:
+                if following and not following[0].isspace():
+                    if not following.startswith("...ignoring"):
+                        found = " ".join(" ".join(block).split())
+                    break
+                block.append(following)
+            else:
+                found = " ".join(" ".join(block).split())
+    return found
+
+
+def test_each_kind_of_script_is_rolled_out_gated_restored_audited_and_removed(tmp_path):
+    servers = {}
+    for name, host in KINDS.items():
+        servers[name] = install_server(tmp_path / "fleet" / host, "--vpn-clients", "2")
+        servers[name].set_password("canary", CANARY_PW)
+        servers[name].reset_calls()
+    (tmp_path / "scripts").mkdir()
+    for name in KINDS:
+        (tmp_path / "scripts" / name).write_text(source(name))
+        (tmp_path / "scripts" / ("bad-" + name)).write_text(source(name) + REFUSE_WINDOWS)
+    gated = [name for name in KINDS if SCRIPTED[name][1]]
+    assert gated and len(gated) < len(KINDS)
+    own = {name: name for name in KINDS}
+
+    result, hosts = fleet_play(tmp_path, servers, DEPLOY, own)
     assert result.returncode == 0, result.stdout + result.stderr
-    good = server.config()[SCRIPT_KEY]
-    assert source(name) in good and writes(server) == ["ConfigPut"] and server.commands().count("start") == 1
-    if canary:
-        # the gate's login went through the script
-        assert len(server.calls("authcli")) == 1, server.calls("authcli")
+    assert set(hosts) == set(KINDS.values()), result.stdout
+    good = {}
+    for name, server in servers.items():
+        good[name] = server.config()[SCRIPT_KEY]
+        assert source(name) in good[name], name
+        assert writes(server) == ["ConfigPut"] and server.commands().count("start") == 1, (name, server.commands())
+        if name in gated:
+            # the gate's login went through the script
+            assert len(server.calls("authcli")) == 1, (name, server.calls("authcli"))
+    # each host has its own script: no host was given another's
+    assert len(set(good.values())) == len(KINDS)
+    reset(servers)
 
-        reset({"as01": server})
-        bad_settings = dict(settings)
-        bad_settings["post_auth_source"] = "scripts/bad-" + name
-        bad, _hosts = play(tmp_path, str(inventory), DEPLOY, **bad_settings)
-        assert bad.returncode != 0, bad.stdout
-        assert "canary login \"canary laptop\" returned FAIL" in " ".join(bad.stdout.split()), bad.stdout
-        assert server.config()[SCRIPT_KEY] == good and writes(server) == ["ConfigPut"] * 2
+    # the same scripts again: one read per host, nothing changed
+    again, hosts = fleet_play(tmp_path, servers, DEPLOY, own)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert {h: r["changed"] for h, r in hosts.items()} == dict.fromkeys(KINDS.values(), 0), again.stdout
+    for name, server in servers.items():
+        assert server.commands() == ["ConfigQuery"], (name, server.commands())
+    reset(servers)
 
-    reset({"as01": server})
-    audit, _hosts = play(tmp_path, str(inventory), AUDIT, ovpnas_audit_dir=str(tmp_path / "report"), **settings)
+    # the bad version, on every kind the canary login gates (the others keep theirs: nothing to change there)
+    bad, hosts = fleet_play(tmp_path, servers, DEPLOY, dict(own, **{name: "bad-" + name for name in gated}))
+    assert bad.returncode != 0, bad.stdout
+    for name, server in servers.items():
+        assert server.config()[SCRIPT_KEY] == good[name], name
+        if name in gated:
+            assert hosts[KINDS[name]]["failed"] == 1, (name, bad.stdout)
+            refusal = "%s: the gate failed: canary login \"canary laptop\" returned FAIL" % KINDS[name]
+            assert refusal in (failure(bad.stdout, KINDS[name]) or ""), (name, bad.stdout)
+            assert writes(server) == ["ConfigPut"] * 2, (name, server.commands())  # the change, and its restore
+        else:
+            assert failure(bad.stdout, KINDS[name]) is None and not writes(server), (name, bad.stdout)
+    reset(servers)
+
+    report_dir = tmp_path / "report"
+    audit, _hosts = fleet_play(tmp_path, servers, AUDIT, own, "-e", "ovpnas_audit_dir=%s" % report_dir)
     assert audit.returncode == 0, audit.stdout + audit.stderr
-    assert json.loads((tmp_path / "report" / "drift.json").read_text())["totals"]["in_sync"] == 1
-    assert server.commands() == ["ConfigQuery"]
+    report = json.loads((report_dir / "drift.json").read_text())
+    assert report["totals"]["in_sync"] == len(KINDS), report
+    assert {h["host"]: h["status"] for h in report["hosts"]} == dict.fromkeys(KINDS.values(), "in_sync"), report
+    for name, server in servers.items():
+        assert server.commands() == ["ConfigQuery"], (name, server.commands())
 
-    removed, _hosts = play(tmp_path, str(inventory), REMOVE, **settings)
+    removed, _hosts = fleet_play(tmp_path, servers, REMOVE, own)
     assert removed.returncode == 0, removed.stdout + removed.stderr
-    assert SCRIPT_KEY not in server.config()
+    for name, server in servers.items():
+        assert SCRIPT_KEY not in server.config(), name
