@@ -73,8 +73,9 @@ def test_check_mode_predicts_and_repeats_change_nothing(make_fleet, tmp_path):
 
 
 def test_demo(tmp_path):
-    """`make demo` minus the venv set-up: a canary-first rollout to five servers (two a cluster), a run that
-    changes nothing, a bad change the canary catches and takes back, and a drift audit that finds a hand edit."""
+    """`make demo` minus the venv set-up: a canary-first rollout to five servers (two a cluster) whose canary is
+    soaked on simulated clients, a run that changes nothing, a bad change the canary's gate catches and takes back,
+    one only the soak catches, and a drift audit that finds a hand edit."""
     import subprocess
     import sys
 
@@ -86,8 +87,8 @@ def test_demo(tmp_path):
     # no library of the controller warns about itself on the way (Python's warnings name their category)
     assert "Warning:" not in result.stderr and "Warning:" not in result.stdout, result.stderr
     sections = re.split(r"^== \d\. ", result.stdout, flags=re.M)
-    assert len(sections) == 6, result.stdout
-    first, second, bad, audit, logins = sections[1:]
+    assert len(sections) == 7, result.stdout
+    first, second, bad, android, audit, logins = sections[1:]
     assert re.findall(r"Batch (\d) of 3 \(([^)]*)\)", first) == [("1", "as1"), ("2", "as2"), ("3", "as3, as4, as5")]
     assert "Total after batch 3 of 3: 5 of 5 hosts reached (4 changed, 1 cluster node)" in first
     assert re.search(r"as5 +cluster1 +via as4 .* passed", first)
@@ -102,6 +103,15 @@ def test_demo(tmp_path):
     assert all("%s: 1 calls: ConfigQuery\n" % host in bad for host in ("as2", "as3", "as4"))
     assert "as5: no call" in bad
     assert "as1 runs its previous script again" in bad
+    # the soak: passed on the canary of the first rollout, on the simulated clients' logins before and after
+    assert re.search(r"as1: soak of 10 s passed; before the change (\d{2,}) logins, [\d.]+% failed; after it "
+                     r"(\d{2,}) logins", first), first
+    assert "logdba" in first.split("as2:")[0] and "logdba" not in first.split("as2:")[1]
+    # the Android lockout: caught by the soak alone, named, taken back; as2 to as5 only read to plan
+    assert re.search(r"as1: the soak failed: android: failures rose from [\d.]+% to 100%", android), android
+    assert "the previous configuration is live again on as1" in " ".join(android.split())
+    assert all("%s: 1 calls: ConfigQuery\n" % host in android for host in ("as2", "as3", "as4"))
+    assert "as5: no call" in android and "as1 runs its previous script again" in android
     assert "as3: drift; differs: auth.module.post_auth_script" in audit and "(seal broken)" in audit
     # the line edited by hand, live and expected
     assert re.search(r"^    -.*SUCCEEd", audit, re.M) and re.search(r"^    \+.*SUCCEED", audit, re.M), audit

@@ -1,7 +1,7 @@
 """The soak: a canary's real logins after a change, against as long before it, with simulated clients.
 
 Two emulated servers, as the collection finds them (no post-auth script yet); simulated clients
-(asemu.traffic: 30 users on win, mac, linux, ios and android, 3% mistyped passwords) log in to the
+(asemu.traffic: 40 users on win, mac, linux, ios and android, 3% mistyped passwords) log in to the
 canary as01 throughout each test, and its log database (read with logdba) shows each login a second
 late. The soak watches 6 seconds: a change that keeps those users in passes and the rollout goes on;
 changes that pass the policy cases and the canary login but lock out a population are caught there,
@@ -29,7 +29,9 @@ SOAK = 6
 # what the clients of each desktop platform report to the host checker
 FIREFOX = [option for platform in ("win", "mac", "linux")
            for option in ("--client-info", "%s:UV_APPVER_FIREFOX=128.0.3" % platform)]
-TRAFFIC = ["--users", "30", "--rate", "20", "--new-device-rate", "0", *FIREFOX]
+# 40 users, 5 of them on Android (each user's platform is drawn once, with the generator's seed)
+TRAFFIC = ["--users", "40", "--platforms", "win=35,mac=20,linux=10,ios=15,android=20", "--rate", "20",
+           "--new-device-rate", "0", *FIREFOX]
 
 VARIABLES = {
     "ovpnas_target": "fleet",
