@@ -211,3 +211,16 @@ def test_a_promotion_continues_the_canary_stage_of_an_earlier_run(tmp_path, flee
     assert servers["as02"].commands().count("start") == 1
     assert not servers["as02"].calls("logdba")
     assert len({server.config()[SCRIPT_KEY] for server in servers.values()}) == 1
+
+
+@pytest.mark.parametrize("changes, named", [
+    ({"rollout_soak_min_logins": "many"}, "rollout_soak_min_logins"),
+    ({"rollout_soak": "ten minutes"}, "rollout_soak"),
+    ({"rollout_soak_on_inconclusive": "maybe"}, "rollout_soak_on_inconclusive"),
+], ids=["min-logins", "duration", "on-inconclusive"])
+def test_bad_soak_variables_stop_the_rollout_before_any_server_is_read(tmp_path, fleet, changes, named):
+    servers, inventory = fleet
+    result = play(tmp_path, inventory, **changes)
+    assert result.returncode != 0
+    assert named in text(result), result.stdout[-3000:]
+    assert all(server.commands() == [] for server in servers.values())
